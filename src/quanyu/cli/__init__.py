@@ -1,0 +1,1 @@
+"""The `quanyu` command line."""

@@ -1,0 +1,144 @@
+"""Where CLI commands act: a running server's API, or the data directory directly.
+
+When `quanyu serve` holds the data directory (DuckDB allows one writer) commands go through
+its API; otherwise they open the stores themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+
+from quanyu.errors import InvalidInput, QuanyuError
+from quanyu.platform import Platform
+from quanyu.server import running_server
+from quanyu.settings import Settings
+from quanyu.warehouse.browser import list_events
+from quanyu.warehouse.events import EventFilter
+
+
+class Backend(Protocol):
+    def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]: ...
+    def list_sources(self) -> list[dict[str, Any]]: ...
+    def pipeline_status(self) -> dict[str, Any]: ...
+    def pipeline_run(self) -> dict[str, Any]: ...
+    def quarantine_list(self, status: str, limit: int) -> dict[str, Any]: ...
+    def quarantine_replay(self, ids: list[int]) -> dict[str, Any]: ...
+    def events(self, params: dict[str, Any]) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class ApiError(QuanyuError):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+class ApiBackend:
+    def __init__(self, url: str, token: str | None) -> None:
+        if not token:
+            raise InvalidInput(
+                f"服务 {url} 正在运行，需要管理令牌 / a server is running at {url}: "
+                "pass --token or set QUANYU_API_TOKEN"
+            )
+        self.url = url
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ApiError(503, "unreachable", f"无法连接 {self.url} / cannot reach {self.url}: {exc}") from exc
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                raise ApiError(resp.status_code, body.get("code", "error"), body.get("message", resp.text))
+            except ValueError:
+                raise ApiError(resp.status_code, "error", resp.text) from None
+        return resp.json()
+
+    def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/sources", json={"name": name, "type": type_, "settings": settings})  # type: ignore[no-any-return]
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/sources")  # type: ignore[no-any-return]
+
+    def pipeline_status(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/pipeline/status")  # type: ignore[no-any-return]
+
+    def pipeline_run(self) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/pipeline/run")  # type: ignore[no-any-return]
+
+    def quarantine_list(self, status: str, limit: int) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/quarantine", params={"status": status, "limit": limit})  # type: ignore[no-any-return]
+
+    def quarantine_replay(self, ids: list[int]) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/quarantine/replay", json={"ids": ids})  # type: ignore[no-any-return]
+
+    def events(self, params: dict[str, Any]) -> dict[str, Any]:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._call("GET", "/api/v1/events", params=clean)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class LocalBackend:
+    def __init__(self, settings: Settings, workspace_id: str | None) -> None:
+        self.platform = Platform(settings)
+        self.workspace_id = workspace_id or _only_workspace(self.platform)
+
+    def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]:
+        created = self.platform.sources.create(self.workspace_id, name, type_, settings)
+        return {**created.source.public(), "write_key": created.write_key}
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        return [s.public() for s in self.platform.sources.list(self.workspace_id)]
+
+    def pipeline_status(self) -> dict[str, Any]:
+        from quanyu.pipeline.status import pipeline_status
+
+        return pipeline_status(self.platform.queue, self.platform.quarantine, self.workspace_id)
+
+    def pipeline_run(self) -> dict[str, Any]:
+        return self.platform.pipeline.drain().public()
+
+    def quarantine_list(self, status: str, limit: int) -> dict[str, Any]:
+        entries = self.platform.quarantine.list(
+            self.workspace_id, status=None if status == "all" else status, limit=limit
+        )
+        return {"items": [e.public() for e in entries]}
+
+    def quarantine_replay(self, ids: list[int]) -> dict[str, Any]:
+        return self.platform.intake.replay(self.workspace_id, ids)
+
+    def events(self, params: dict[str, Any]) -> dict[str, Any]:
+        flt = EventFilter(
+            self.workspace_id,
+            params.get("user_id"),
+            params.get("anonymous_id"),
+            params.get("event"),
+            params.get("type"),
+            params.get("source_id"),
+        )
+        return list_events(self.platform.warehouse, flt, params.get("cursor"), int(params.get("limit") or 20))
+
+    def close(self) -> None:
+        self.platform.close()
+
+
+def _only_workspace(platform: Platform) -> str:
+    spaces = platform.workspaces.all()
+    if not spaces:
+        raise InvalidInput("数据目录尚未初始化 / data directory not initialised: run `quanyu init` first")
+    if len(spaces) > 1:
+        raise InvalidInput("存在多个工作空间，请用 --workspace 指定 / several workspaces: pass --workspace")
+    return spaces[0].id
+
+
+def open_backend(settings: Settings, api_url: str | None, token: str | None, workspace: str | None) -> Backend:
+    url = api_url or settings.api_url or running_server(settings.data_dir)
+    if url:
+        return ApiBackend(url, token or settings.api_token)
+    return LocalBackend(settings, workspace)

@@ -1,0 +1,1 @@
+"""Collection: sources, the Segment-compatible tracking API, the durable ingestion queue, quarantine."""

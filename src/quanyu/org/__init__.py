@@ -1,0 +1,1 @@
+"""Tenants and credentials: workspaces, management tokens, secret storage."""

@@ -1,0 +1,1 @@
+"""Processing: drain the ingestion queue, dedupe, normalise, append to the warehouse."""

@@ -1,0 +1,55 @@
+"""The one validated settings class. Every value can come from a `QUANYU_*` environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration for the server, the pipeline and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANYU_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".quanyu"), description="Where the embedded stores live.")
+    database_url: str | None = Field(
+        default=None, description="Operational store (SQLAlchemy URL). Default: SQLite in data_dir."
+    )
+    warehouse_url: str | None = Field(
+        default=None, description="Warehouse URL. Default: duckdb:///<data_dir>/warehouse.duckdb."
+    )
+    api_url: str | None = Field(default=None, description="A running server, for CLI commands.")
+    api_token: str | None = Field(default=None, description="Management token for api_url.")
+    secret_key: str | None = Field(
+        default=None, description="Key that encrypts connector secrets. Default: <data_dir>/secret.key."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Back-pressure: beyond these many unprocessed events the collector answers 429.
+    max_backlog_events: int = Field(default=5_000_000, ge=1)
+    max_workspace_backlog_events: int = Field(default=2_000_000, ge=1)
+    # Bytes of accepted-but-not-yet-committed request bodies held in memory.
+    max_inflight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+
+    pipeline_enabled: bool = True
+    pipeline_batch_events: int = Field(default=100_000, ge=1)
+    pipeline_interval_seconds: float = Field(default=0.5, gt=0)
+    dedupe_window_days: int = Field(default=7, ge=7, description="messageId dedupe horizon (>= 7 days).")
+    future_timestamp_hours: int = Field(default=24, ge=1)
+    past_timestamp_days: int = Field(default=5 * 365, ge=1)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'quanyu.db').resolve()}"
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        return self.warehouse_url or f"duckdb:///{(self.data_dir / 'warehouse.duckdb').resolve()}"

@@ -1,0 +1,54 @@
+"""Warehouse table schemas (Ibis), shared by every engine."""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.datatypes as dt
+
+TS = dt.Timestamp(timezone="UTC")
+
+EVENTS = ibis.schema(
+    {
+        "workspace_id": dt.string,
+        "message_id": dt.string,
+        "type": dt.string,
+        "event": dt.string,
+        "name": dt.string,
+        "user_id": dt.string,
+        "anonymous_id": dt.string,
+        "group_id": dt.string,
+        "previous_id": dt.string,
+        # timestamp = when it happened, corrected for client clock skew with sentAt.
+        "timestamp": TS,
+        "original_timestamp": TS,
+        "sent_at": TS,
+        "received_at": TS,
+        # "future" / "past" when the timestamp is implausible; stored anyway, never dropped.
+        "timestamp_flag": dt.string,
+        "source_id": dt.string,
+        "source_type": dt.string,
+        "channel": dt.string,
+        "domain": dt.string,  # public | private (公域/私域)
+        "presence": dt.string,  # online | offline (线上/线下)
+        "utm_campaign": dt.string,
+        "utm_source": dt.string,
+        "utm_medium": dt.string,
+        "utm_term": dt.string,
+        "utm_content": dt.string,
+        "store_id": dt.string,
+        "guide_id": dt.string,
+        "order_id": dt.string,
+        "amount": dt.float64,
+        "currency": dt.string,
+        "line_items": dt.json,
+        "properties": dt.json,
+        "traits": dt.json,
+        "context": dt.json,
+        "ip": dt.string,
+        "batch_id": dt.int64,
+    }
+)
+
+APPLIED_BATCHES = ibis.schema({"batch_id": dt.int64, "applied_at": TS})
+
+JSON_COLUMNS = ("line_items", "properties", "traits", "context")
