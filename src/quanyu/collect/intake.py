@@ -43,14 +43,20 @@ class Intake:
         received_at = datetime.now(UTC)
         parts: list[bytes] = []
         rejects: list[Reject] = []
+        seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                parts.append(complete(item, kind, envelope))
+                encoded = complete(item, kind, envelope, received_at)
             except MessageError as err:
                 rejects.append(_reject(source, received_at, index, err, item))
+                continue
+            # A messageId repeated inside one request is the same message: keep the first.
+            if item["messageId"] not in seen:
+                seen.add(item["messageId"])
+                parts.append(encoded)
         batches = [_batch(source.workspace_id, source.id, received_at, parts)] if parts else []
         receipt = Receipt(
-            accepted=len(parts),
+            accepted=len(items) - len(rejects),
             quarantined=[{"index": r.index, "code": r.code, "message": r.reason} for r in rejects],
         )
         return self.committer.submit(Submission(batches, rejects)), receipt
@@ -62,29 +68,28 @@ class Intake:
         if missing:
             raise NotFound(f"隔离记录不存在 / quarantine entries not found: {missing}", code="quarantine_not_found")
         self.backlog.check(workspace_id)
-        now = datetime.now(UTC)
-        by_source: dict[str, list[bytes]] = defaultdict(list)
+        by_source: dict[tuple[str, datetime], list[bytes]] = defaultdict(list)
         replayed: list[int] = []
         failed: list[dict[str, Any]] = []
         for entry in entries:
             try:
-                by_source[entry.source_id].append(_recheck(entry, corrected))
+                # Keep the original receipt time so clock-skew correction stays right.
+                by_source[(entry.source_id, entry.received_at)].append(_recheck(entry, corrected))
                 replayed.append(entry.id)
             except MessageError as err:
                 failed.append({"id": entry.id, "code": err.code, "message": err.message})
-        batches = [_batch(workspace_id, src, now, parts) for src, parts in by_source.items()]
+        batches = [_batch(workspace_id, src, at, parts) for (src, at), parts in by_source.items()]
         self.committer.submit(Submission(batches, [], replayed)).result()
         return {"replayed": replayed, "failed": failed}
 
 
 def _recheck(entry: QuarantineEntry, corrected: Any) -> bytes:
-    if corrected is not None:
-        return complete(corrected, None, Envelope())
-    try:
-        item = orjson.loads(entry.payload)
-    except orjson.JSONDecodeError as exc:
-        raise MessageError("invalid_message", "隔离内容不是 JSON / stored payload is not JSON") from exc
-    return complete(item, None, Envelope())
+    if corrected is None:
+        try:
+            corrected = orjson.loads(entry.payload)
+        except orjson.JSONDecodeError as exc:
+            raise MessageError("invalid_message", "隔离内容不是 JSON / stored payload is not JSON") from exc
+    return complete(corrected, None, Envelope(), entry.received_at)
 
 
 def _batch(workspace_id: str, source_id: str, received_at: datetime, parts: list[bytes]) -> QueuedBatch:

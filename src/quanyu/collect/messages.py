@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,7 +16,6 @@ import orjson
 from quanyu.collect.limits import MAX_EVENT_BYTES, MAX_EVENT_NAME_LENGTH, MAX_ID_LENGTH
 
 TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
-_TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 _ID_FIELDS = ("userId", "anonymousId", "groupId", "previousId")
 
@@ -39,8 +38,13 @@ class Envelope:
     integrations: dict[str, Any] | None = None
 
 
-def complete(item: Any, kind: str | None, envelope: Envelope) -> bytes:
-    """Validate one message and return its serialised, completed form, or raise MessageError."""
+def complete(item: Any, kind: str | None, envelope: Envelope, received_at: datetime) -> bytes:
+    """Validate one message and return its serialised, completed form, or raise MessageError.
+
+    Times are settled here, as Segment does: `originalTimestamp` keeps the client's clock,
+    `timestamp` is corrected for clock skew (receivedAt - (sentAt - originalTimestamp)), and
+    all of them are rewritten as UTC ISO-8601 so every engine parses them the same way.
+    """
     if not isinstance(item, dict):
         raise MessageError("invalid_message", "消息必须是 JSON 对象 / each message must be a JSON object")
     item.pop("writeKey", None)
@@ -52,6 +56,7 @@ def complete(item: Any, kind: str | None, envelope: Envelope) -> bytes:
     _check_required(item, mtype)
     _check_shapes(item)
     _apply_envelope(item, envelope)
+    _settle_times(item, received_at)
     if not item.get("messageId"):
         item["messageId"] = str(uuid.uuid4())
     encoded = orjson.dumps(item)
@@ -106,12 +111,6 @@ def _check_shapes(item: dict[str, Any]) -> None:
         value = item.get(key)
         if value is not None and not isinstance(value, dict):
             raise MessageError("invalid_field", f"{key} 必须是对象 / {key} must be an object")
-    for key in _TIME_FIELDS:
-        value = item.get(key)
-        if value is not None and parse_time(value) is None:
-            raise MessageError(
-                "invalid_timestamp", f"{key} 不是 ISO-8601 时间 / {key} is not an ISO-8601 date-time: {value!r}"
-            )
 
 
 def _apply_envelope(item: dict[str, Any], envelope: Envelope) -> None:
@@ -123,11 +122,40 @@ def _apply_envelope(item: dict[str, Any], envelope: Envelope) -> None:
         item["integrations"] = envelope.integrations
 
 
+def _settle_times(item: dict[str, Any], received_at: datetime) -> None:
+    client = _time(item, "timestamp") or _time(item, "originalTimestamp")
+    sent = _time(item, "sentAt")
+    if client is None:
+        item["timestamp"] = received_at.isoformat()
+        item.pop("originalTimestamp", None)
+    else:
+        corrected = received_at - (sent - client) if sent is not None else client
+        item["originalTimestamp"] = client.isoformat()
+        item["timestamp"] = corrected.isoformat()
+    if sent is not None:
+        item["sentAt"] = sent.isoformat()
+
+
+def _time(item: dict[str, Any], key: str) -> datetime | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    parsed = parse_time(value)
+    if parsed is None:
+        raise MessageError(
+            "invalid_timestamp", f"{key} 不是 ISO-8601 时间 / {key} is not an ISO-8601 date-time: {value!r}"
+        )
+    return parsed
+
+
 def parse_time(value: Any) -> datetime | None:
-    """Parse an ISO-8601 string; None when it is not one. Naive times are taken as UTC later."""
+    """Parse an ISO-8601 string as an aware UTC datetime (naive means UTC); None if it is not one."""
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

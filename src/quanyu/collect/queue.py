@@ -62,11 +62,14 @@ class IngestQueue:
         with self.engine.begin() as conn:
             self.append_in(conn, batches)
 
-    def claim(self, max_events: int, max_batches: int = 2_000) -> list[ClaimedBatch]:
-        """The oldest batches, in id order, up to `max_events` (always at least one batch)."""
+    def claim(self, max_events: int, after_id: int | None = None, max_batches: int = 2_000) -> list[ClaimedBatch]:
+        """The oldest batches (past `after_id`), in id order, up to `max_events` (at least one)."""
         t = IngestBatch
+        heads_stmt = select(t.id, t.event_count).order_by(t.id).limit(max_batches)
+        if after_id is not None:
+            heads_stmt = heads_stmt.where(t.id > after_id)
         with self.engine.connect() as conn:
-            heads = conn.execute(select(t.id, t.event_count).order_by(t.id).limit(max_batches)).all()
+            heads = conn.execute(heads_stmt).all()
             ids = _take(heads, max_events)
             if not ids:
                 return []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 import ibis
@@ -18,9 +17,11 @@ class Warehouse(Protocol):
 
     def execute(self, expr: ibis.Expr) -> pa.Table: ...
 
-    def append_events(self, incoming: pa.Table, batch_ids: list[int], dedupe_since: datetime) -> dict[str, int]:
-        """Append events not already stored (by workspace + messageId since `dedupe_since`) and
-        record `batch_ids` as applied, atomically. Returns rows inserted per workspace."""
+    def append(
+        self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
+    ) -> dict[str, int]:
+        """Insert the rows of `rows` (which reads the named Arrow `inputs`) into `target` and
+        record `batch_ids` as applied, in one transaction. Returns rows inserted per workspace."""
         ...
 
     def applied_batches(self, batch_ids: list[int]) -> set[int]: ...

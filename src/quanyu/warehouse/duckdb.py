@@ -13,8 +13,24 @@ import sqlglot
 from ibis.backends.sql.compilers.duckdb import compiler
 
 from quanyu.errors import QuanyuError, StorageUnavailable
-from quanyu.warehouse.events import INCOMING, new_events
 from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS
+
+
+# Of rows sharing (workspace, messageId) among the batches just appended, keep the earliest batch's.
+_DROP_REPEATS = """
+DELETE FROM events AS e USING (
+    SELECT workspace_id, message_id, min(batch_id) AS keep
+    FROM events WHERE list_contains($ids, batch_id)
+    GROUP BY workspace_id, message_id HAVING count(*) > 1
+) AS d
+WHERE e.workspace_id = d.workspace_id AND e.message_id = d.message_id
+  AND list_contains($ids, e.batch_id) AND e.batch_id > d.keep
+RETURNING e.workspace_id
+"""
+
+
+def _count(rows: pa.Table) -> dict[str, int]:
+    return {c["values"]: int(c["counts"]) for c in rows.column("workspace_id").value_counts().to_pylist()}
 
 
 class WarehouseLocked(QuanyuError):
@@ -61,18 +77,21 @@ class DuckDBWarehouse:
     def execute(self, expr: ibis.Expr) -> pa.Table:
         sql = compiler.to_sqlglot(expr).sql("duckdb")
         try:
-            return self._cursor().execute(sql).fetch_arrow_table()
+            return self._cursor().execute(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise StorageUnavailable(f"仓库查询失败 / warehouse query failed: {exc}\n{sql}") from exc
 
-    def append_events(self, incoming: pa.Table, batch_ids: list[int], dedupe_since: datetime) -> dict[str, int]:
+    def append(
+        self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
+    ) -> dict[str, int]:
         cur = self._cursor()
-        select = compiler.to_sqlglot(new_events(dedupe_since))
-        insert = sqlglot.exp.insert(select, "events", returning="workspace_id").sql("duckdb")
-        cur.register(INCOMING, incoming)
+        insert = sqlglot.exp.insert(compiler.to_sqlglot(rows), target, returning="workspace_id").sql("duckdb")
+        for name, table in inputs.items():
+            cur.register(name, table)
         try:
             cur.execute("BEGIN TRANSACTION")
-            inserted = cur.execute(insert).fetch_arrow_table()
+            inserted = cur.execute(insert).to_arrow_table()
+            repeated = cur.execute(_DROP_REPEATS, {"ids": batch_ids}).to_arrow_table()
             cur.execute(
                 "INSERT INTO applied_batches SELECT unnest($ids), $now",
                 {"ids": batch_ids, "now": datetime.now(UTC)},
@@ -80,19 +99,23 @@ class DuckDBWarehouse:
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             cur.execute("ROLLBACK")
-            raise StorageUnavailable(f"写入仓库失败 / warehouse append failed: {exc}") from exc
+            raise StorageUnavailable(f"写入仓库失败 / warehouse append failed: {exc}\n{insert}") from exc
         finally:
-            cur.unregister(INCOMING)
-        counts = inserted.column("workspace_id").value_counts().to_pylist()
-        return {c["values"]: int(c["counts"]) for c in counts}
+            for name in inputs:
+                cur.unregister(name)
+        counts = _count(inserted)
+        for ws, n in _count(repeated).items():
+            counts[ws] -= n
+        return counts
 
     def applied_batches(self, batch_ids: list[int]) -> set[int]:
         if not batch_ids:
             return set()
         rows = self._cursor().execute(
-            "SELECT batch_id FROM applied_batches WHERE list_contains($ids, batch_id)", {"ids": batch_ids}
+            "SELECT batch_id FROM applied_batches WHERE batch_id BETWEEN $lo AND $hi",
+            {"lo": min(batch_ids), "hi": max(batch_ids)},
         ).fetchall()
-        return {int(r[0]) for r in rows}
+        return {int(r[0]) for r in rows} & set(batch_ids)
 
     def close(self) -> None:
         self._con.close()

@@ -12,7 +12,6 @@ import orjson
 from quanyu.errors import InvalidInput
 from quanyu.warehouse.schema import EVENTS
 
-INCOMING = "_quanyu_incoming"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -23,14 +22,6 @@ def to_micros(value: datetime) -> int:
 
 def events_table() -> ibis.Table:
     return ibis.table(EVENTS, name="events")
-
-
-def new_events(since: datetime) -> ibis.Table:
-    """Incoming rows whose (workspace, messageId) is not stored yet within the dedupe horizon."""
-    incoming = ibis.table(EVENTS, name=INCOMING)
-    stored = events_table()
-    recent = stored.filter(stored.received_at >= since).select("workspace_id", "message_id")
-    return incoming.anti_join(recent, ["workspace_id", "message_id"])
 
 
 @dataclass(frozen=True)
