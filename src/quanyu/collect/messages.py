@@ -49,7 +49,7 @@ def complete(item: Any, kind: str | None, envelope: Envelope, received_at: datet
         raise MessageError("invalid_message", "消息必须是 JSON 对象 / each message must be a JSON object")
     item.pop("writeKey", None)
     mtype = item.get("type") if kind is None else kind
-    if mtype not in TYPES:
+    if not isinstance(mtype, str) or mtype not in TYPES:
         raise MessageError("invalid_type", f"未知消息类型 / unknown message type {mtype!r}")
     item["type"] = mtype
     _normalise_ids(item)

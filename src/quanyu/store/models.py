@@ -76,7 +76,8 @@ class IngestBatch(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     event_count: Mapped[int] = mapped_column(Integer)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    __table_args__ = (Index("ix_ingest_batches_workspace", "workspace_id"),)
+    # Ids must never be reused once a batch is deleted: the warehouse remembers applied ids.
+    __table_args__ = (Index("ix_ingest_batches_workspace", "workspace_id"), {"sqlite_autoincrement": True})
 
 
 class QuarantinedEvent(Base):

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from quanyu.warehouse.base import Warehouse
-from quanyu.warehouse.events import Cursor, EventFilter, browse, to_micros
+from quanyu.warehouse.events import Cursor, EventFilter, browse, channel_stats, to_micros
 from quanyu.warehouse.schema import JSON_COLUMNS
 
 ITEM_FIELDS = (
@@ -41,3 +41,16 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         row[key] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
     return row
 
+
+
+def event_stats(warehouse: Warehouse, workspace_id: str) -> dict[str, Any]:
+    rows = warehouse.execute(channel_stats(warehouse.table("events"), workspace_id)).to_pylist()
+    for row in rows:
+        for key in ("first_seen", "last_seen"):
+            row[key] = row[key].astimezone(UTC).isoformat() if row[key] else None
+    totals = {
+        "events": sum(r["events"] for r in rows),
+        "orders": sum(r["orders"] for r in rows),
+        "revenue": round(sum(r["revenue"] for r in rows), 2),
+    }
+    return {"channels": rows, "totals": totals}

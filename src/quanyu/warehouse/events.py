@@ -68,3 +68,22 @@ def browse(events: ibis.Table, flt: EventFilter, cursor: Cursor | None, limit: i
         at = ibis.literal(EPOCH + timedelta(microseconds=cursor.timestamp_us), type="timestamp('UTC')")
         preds.append((events.timestamp < at) | ((events.timestamp == at) & (events.message_id < cursor.message_id)))
     return events.filter(*preds).order_by([events.timestamp.desc(), events.message_id.desc()]).limit(limit)
+
+
+def channel_stats(events: ibis.Table, workspace_id: str) -> ibis.Table:
+    """Per channel: events, distinct visitors (by user or anonymous id), orders and revenue."""
+    mine = events.filter(events.workspace_id == workspace_id)
+    who = ibis.coalesce(mine.user_id, mine.anonymous_id)
+    is_order = mine.order_id.notnull() & (mine.event == "Order Completed")
+    return (
+        mine.group_by(["channel", "domain", "presence"])
+        .aggregate(
+            events=mine.count(),
+            visitors=who.nunique(),
+            orders=mine.order_id.nunique(where=is_order),
+            revenue=mine.amount.sum(where=is_order).fill_null(0).round(2),
+            first_seen=mine.timestamp.min(),
+            last_seen=mine.timestamp.max(),
+        )
+        .order_by(ibis.desc("events"))
+    )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from quanyu.api.deps import Caller, PlatformDep
-from quanyu.warehouse.browser import list_events
+from quanyu.warehouse.browser import event_stats, list_events
 from quanyu.warehouse.events import EventFilter
 
 router = APIRouter(prefix="/api/v1/events", tags=["events 事件"])
@@ -31,3 +31,9 @@ def events(
     """Events newest first; pass `next_cursor` back as `cursor` for the next page."""
     flt = EventFilter(caller.workspace_id, user_id, anonymous_id, event, type, source_id, since, until)
     return list_events(platform.warehouse, flt, cursor, limit)
+
+
+@router.get("/stats", operation_id="event_stats")
+def stats(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+    """Events, visitors, orders and revenue per channel (公域/私域, 线上/线下)."""
+    return event_stats(platform.warehouse, caller.workspace_id)

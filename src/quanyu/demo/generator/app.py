@@ -12,6 +12,7 @@ from .web import sign_in
 from .world import World
 
 _ZERO_IDFA = "00000000-0000-0000-0000-000000000000"
+_CARRIERS = ("中国移动", "中国联通", "中国电信")
 _DEVICES = (
     ("Apple", "iPhone15,2", "ios", "iOS", "17.4.1"),
     ("Apple", "iPhone14,5", "ios", "iOS", "16.7.5"),
@@ -23,8 +24,7 @@ _DEVICES = (
 
 
 def _device(world: World, person: Person) -> tuple[dict[str, Any], str]:
-    manufacturer, model, kind, os_name, os_version = _DEVICES[
-        int(person.person_id[1:]) % len(_DEVICES)]
+    manufacturer, model, kind, os_name, os_version = _DEVICES[int(person.person_id[1:]) % len(_DEVICES)]
     device_id = person.id("idfv" if kind == "ios" else "android_id", world.ids)
     if person.noisy and world.chance(0.1):
         device_id = _ZERO_IDFA if kind == "ios" else "0"  # limited ad tracking / SDK bug
@@ -32,7 +32,7 @@ def _device(world: World, person: Person) -> tuple[dict[str, Any], str]:
         "app": {"name": "山茶记", "version": "3.8.2", "build": "382", "namespace": "cn.camelliatea.app"},
         "device": {"id": device_id, "manufacturer": manufacturer, "model": model, "type": kind},
         "os": {"name": os_name, "version": os_version},
-        "network": {"wifi": world.chance(0.7), "carrier": world.rng.choice(("中国移动", "中国联通", "中国电信"))},
+        "network": {"wifi": world.chance(0.7), "carrier": world.rng.choice(_CARRIERS)},
         "ip": f"198.51.100.{world.rng.randrange(1, 255)}",
     }
     return context, device_id
@@ -43,27 +43,28 @@ def app_session(world: World, person: Person, t: int, buy: bool = False) -> None
     install = person.id("app_install", world.ids)
     context, device_id = _device(world, person)
     logged_in = "app_install_login" in person.flags
-    who = Who(person.person_id, person.user_id if logged_in else None, install,
-              (("device_id", device_id),))
+    who = Who(person.person_id, person.user_id if logged_in else None, install, (("device_id", device_id),))
     if "app_installed" not in person.flags:
         person.flags.add("app_installed")
-        world.outbox.track("app", who, t, "Application Installed",
-                           {"version": "3.8.2", "build": "382"}, context)
-    world.outbox.track("app", who, t + 1, "Application Opened",
-                       {"from_background": False, "version": "3.8.2"}, context)
+        world.outbox.track(
+            "app", who, t, "Application Installed", {"version": "3.8.2", "build": "382"}, context
+        )
+    world.outbox.track(
+        "app", who, t + 1, "Application Opened", {"from_background": False, "version": "3.8.2"}, context
+    )
     world.outbox.screen("app", who, t + 3, "首页 Home", {}, context)
     t += world.rng.randint(10, 60)
     for product in pick_products(world.rng, person.tea_lover):
-        world.outbox.screen("app", who, t, "商品详情 Product", {"product_id": product.product_id},
-                            context)
+        world.outbox.screen("app", who, t, "商品详情 Product", {"product_id": product.product_id}, context)
         world.outbox.track("app", who, t + 1, "Product Viewed", product_fields(product), context)
         t += world.rng.randint(8, 90)
     if buy or world.chance(0.05):
         _app_checkout(world, person, t, install, device_id, context, buy)
 
 
-def _app_checkout(world: World, person: Person, t: int, install: str, device_id: str,
-                  context: dict[str, Any], buy: bool) -> None:
+def _app_checkout(
+    world: World, person: Person, t: int, install: str, device_id: str, context: dict[str, Any], buy: bool
+) -> None:
     t = sign_in(world, person, t, "app", install, context)
     if not buy:
         return
@@ -74,6 +75,13 @@ def _app_checkout(world: World, person: Person, t: int, install: str, device_id:
         t += world.rng.randint(5, 40)
     world.outbox.screen("app", who, t, "购物车 Cart", {}, context)
     world.outbox.track("app", who, t + 5, "Checkout Started", {"currency": "CNY"}, context)
-    complete_order(world, person, t + world.rng.randint(20, 120), "app", who, products,
-                   extra={"payment_method": world.rng.choice(("alipay", "wechat_pay"))},
-                   context=context)
+    complete_order(
+        world,
+        person,
+        t + world.rng.randint(20, 120),
+        "app",
+        who,
+        products,
+        extra={"payment_method": world.rng.choice(("alipay", "wechat_pay"))},
+        context=context,
+    )

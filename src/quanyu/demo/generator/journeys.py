@@ -64,27 +64,91 @@ class Persona:
 
 
 PERSONAS = (
-    Persona("marketplace", 0.32, "buy",
-            (("tmall_member", 0.3, 0), ("jd_member", 0.08, 0), ("xiaohongshu", 0.25, 4),
-             ("douyin", 0.2, 4), ("ads", 0.15, 0.5), ("website", 0.12, 1), ("oa", 0.12, 2),
-             ("live", 0.06, 1), ("h5", 0.06, 0)),
-            (("tmall", 0.6), ("jd", 0.3), ("douyin", 0.1)), 2.8),
-    Persona("wechat", 0.22, "oa",
-            (("oa", 0.9, 5), ("mini_program", 0.9, 5), ("wecom", 0.4, 3), ("h5", 0.4, 1),
-             ("live", 0.3, 3), ("ads", 0.2, 0.5), ("salon", 0.05, 0), ("website", 0.08, 1)),
-            (("mini_program", 0.6), ("youzan", 0.25), ("live", 0.15)), 2.8),
-    Persona("store", 0.20, "buy",
-            (("wecom", 0.35, 3), ("oa", 0.35, 3), ("mini_program", 0.35, 3), ("salon", 0.2, 0.3),
-             ("form", 0.05, 0), ("app", 0.12, 3), ("tmall_member", 0.08, 0), ("h5", 0.1, 0)),
-            (("store", 0.85), ("mini_program", 0.1), ("tmall", 0.05)), 3.2),
-    Persona("content", 0.14, "xiaohongshu",
-            (("xiaohongshu", 0.7, 7), ("douyin", 0.6, 7), ("live", 0.25, 2), ("ads", 0.3, 0.5),
-             ("h5", 0.15, 0), ("oa", 0.12, 1), ("tmall_member", 0.05, 0)),
-            (("douyin", 0.35), ("xiaohongshu", 0.3), ("tmall", 0.25), ("live", 0.1)), 1.8),
-    Persona("web", 0.12, "ads",
-            (("ads", 0.8, 1), ("website", 0.9, 3), ("h5", 0.3, 1), ("form", 0.35, 0),
-             ("app", 0.4, 4), ("salon", 0.1, 0), ("wecom", 0.15, 1), ("oa", 0.2, 1)),
-            (("website", 0.6), ("app", 0.4)), 1.8),
+    Persona(
+        "marketplace",
+        0.32,
+        "buy",
+        (
+            ("tmall_member", 0.3, 0),
+            ("jd_member", 0.08, 0),
+            ("xiaohongshu", 0.25, 4),
+            ("douyin", 0.2, 4),
+            ("ads", 0.15, 0.5),
+            ("website", 0.12, 1),
+            ("oa", 0.12, 2),
+            ("live", 0.06, 1),
+            ("h5", 0.06, 0),
+        ),
+        (("tmall", 0.6), ("jd", 0.3), ("douyin", 0.1)),
+        2.8,
+    ),
+    Persona(
+        "wechat",
+        0.22,
+        "oa",
+        (
+            ("oa", 0.9, 3),
+            ("mini_program", 0.85, 2.5),
+            ("wecom", 0.4, 3),
+            ("h5", 0.4, 1),
+            ("live", 0.3, 3),
+            ("ads", 0.2, 0.5),
+            ("salon", 0.05, 0),
+            ("website", 0.08, 1),
+        ),
+        (("mini_program", 0.6), ("youzan", 0.25), ("live", 0.15)),
+        2.8,
+    ),
+    Persona(
+        "store",
+        0.20,
+        "buy",
+        (
+            ("wecom", 0.35, 3),
+            ("oa", 0.35, 3),
+            ("mini_program", 0.35, 3),
+            ("salon", 0.2, 0.3),
+            ("form", 0.05, 0),
+            ("app", 0.12, 3),
+            ("tmall_member", 0.08, 0),
+            ("h5", 0.1, 0),
+        ),
+        (("store", 0.85), ("mini_program", 0.1), ("tmall", 0.05)),
+        3.2,
+    ),
+    Persona(
+        "content",
+        0.14,
+        "xiaohongshu",
+        (
+            ("xiaohongshu", 0.7, 7),
+            ("douyin", 0.6, 7),
+            ("live", 0.25, 2),
+            ("ads", 0.3, 0.5),
+            ("h5", 0.15, 0),
+            ("oa", 0.12, 1),
+            ("tmall_member", 0.05, 0),
+        ),
+        (("douyin", 0.35), ("xiaohongshu", 0.3), ("tmall", 0.25), ("live", 0.1)),
+        1.8,
+    ),
+    Persona(
+        "web",
+        0.12,
+        "ads",
+        (
+            ("ads", 0.8, 1),
+            ("website", 0.9, 3),
+            ("h5", 0.3, 1),
+            ("form", 0.35, 0),
+            ("app", 0.4, 4),
+            ("salon", 0.1, 0),
+            ("wecom", 0.15, 1),
+            ("oa", 0.2, 1),
+        ),
+        (("website", 0.6), ("app", 0.4)),
+        1.8,
+    ),
 )
 _PERSONA_CUM = tuple(sum(p.weight for p in PERSONAS[: i + 1]) for i in range(len(PERSONAS)))
 
@@ -113,7 +177,7 @@ def plan(world: World, person: Person) -> str:
 
 def _pick_persona(rng: random.Random) -> Persona:
     target = rng.random() * _PERSONA_CUM[-1]
-    return next(p for p, bound in zip(PERSONAS, _PERSONA_CUM) if target < bound)
+    return next(p for p, bound in zip(PERSONAS, _PERSONA_CUM, strict=True) if target < bound)
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
@@ -147,14 +211,14 @@ def _visits(rng: random.Random, mean: float) -> int:
     return 1 + min(int(rng.expovariate(1 / mean)), 30) if mean > 0.05 else 1
 
 
-def _schedule(world: World, first: int, last: int, action: Action, args: tuple[Any, ...],
-              exact: bool = False) -> None:
+def _schedule(
+    world: World, first: int, last: int, action: Action, args: tuple[Any, ...], exact: bool = False
+) -> None:
     day = first if exact else world.timeline.pick_day(world.rng, first, last)
     world.later(world.timeline.moment(world.rng, day), action, *args)
 
 
-def _schedule_orders(world: World, persona: Persona, first: int, last: int,
-                     orders: int) -> None:
+def _schedule_orders(world: World, persona: Persona, first: int, last: int, orders: int) -> None:
     rng = world.rng
     main = _pick(rng, persona.buys)
     other = _pick(rng, persona.buys) if rng.random() < 0.25 else main

@@ -26,13 +26,27 @@ BUYER_ID_KIND = {
     "douyin": "douyin_id",
     "xiaohongshu": "xiaohongshu_id",
 }
-_PLATFORM = {"tmall_flagship": "tmall", "jd_flagship": "jd", "youzan_shop": "youzan",
-             "douyin": "douyin", "xiaohongshu": "xiaohongshu"}
+_PLATFORM = {
+    "tmall_flagship": "tmall",
+    "jd_flagship": "jd",
+    "youzan_shop": "youzan",
+    "douyin": "douyin",
+    "xiaohongshu": "xiaohongshu",
+}
 _CONTENT = {
-    "douyin": (("Video Watched", 0.45), ("Video Liked", 0.25), ("Account Followed", 0.1),
-               ("Live Stream Watched", 0.2)),
-    "xiaohongshu": (("Note Viewed", 0.4), ("Note Liked", 0.3), ("Note Collected", 0.2),
-                    ("Note Commented", 0.05), ("Account Followed", 0.05)),
+    "douyin": (
+        ("Video Watched", 0.45),
+        ("Video Liked", 0.25),
+        ("Account Followed", 0.1),
+        ("Live Stream Watched", 0.2),
+    ),
+    "xiaohongshu": (
+        ("Note Viewed", 0.4),
+        ("Note Liked", 0.3),
+        ("Note Collected", 0.2),
+        ("Note Commented", 0.05),
+        ("Account Followed", 0.05),
+    ),
 }
 
 
@@ -47,20 +61,29 @@ def receiver(world: World, person: Person, source: str) -> dict[str, Any]:
     """The order's receiver as the platform shows it: masked except on Youzan."""
     phone = person.second_phone if person.second_phone and world.chance(0.5) else person.phone
     if source == "youzan_shop" and world.chance(0.7):
-        return {"name": person.name, "phone": phone, "province": person.province,
-                "city": person.city}
-    return {"name": mask_name(person.name), "phone": mask_phone(phone),
-            "province": person.province, "city": person.city}
+        return {"name": person.name, "phone": phone, "province": person.province, "city": person.city}
+    return {
+        "name": mask_name(person.name),
+        "phone": mask_phone(phone),
+        "province": person.province,
+        "city": person.city,
+    }
 
 
 def shop(world: World, person: Person, t: int, source: str) -> None:
     """Buy on a marketplace; a package-insert card may pull the buyer into WeChat."""
     who = buyer_who(world, person, source)
     gift = world.timeline.festival(t) is not None and world.chance(0.3)
-    complete_order(world, person, t, source, who,
-                   pick_products(world.rng, person.tea_lover, gift=gift),
-                   extra={"platform": _PLATFORM[source]},
-                   traits=receiver(world, person, source))
+    complete_order(
+        world,
+        person,
+        t,
+        source,
+        who,
+        pick_products(world.rng, person.tea_lover, gift=gift),
+        extra={"platform": _PLATFORM[source]},
+        traits=receiver(world, person, source),
+    )
     arrives = t + world.rng.randint(2 * DAY, 6 * DAY)
     if world.chance(0.12):
         world.later(arrives, _package_card_follow, _PLATFORM[source])
@@ -84,21 +107,30 @@ def join_membership(world: World, person: Person, t: int, source: str) -> None:
     person.flags.add(flag)
     buyer = buyer_who(world, person, source)
     phone = scribble_phone(world.rng, person.phone) if person.noisy else person.phone
-    who = Who(buyer.person_id, None, buyer.anonymous_id, buyer.external + (("phone", phone),))
-    world.outbox.track(source, who, t, "Member Joined",
-                       {"platform": _PLATFORM[source], "member_level": "V1"},
-                       traits={"phone": phone})
+    who = Who(buyer.person_id, None, buyer.anonymous_id, (*buyer.external, ("phone", phone)))
+    world.outbox.track(
+        source,
+        who,
+        t,
+        "Member Joined",
+        {"platform": _PLATFORM[source], "member_level": "V1"},
+        traits={"phone": phone},
+    )
+
+
+def _pick_content(world: World, source: str) -> str:
+    roll, total = world.rng.random(), 0.0
+    for event, share in _CONTENT[source]:
+        total += share
+        if roll < total:
+            return event
+    return _CONTENT[source][0][0]
 
 
 def content(world: World, person: Person, t: int, source: str) -> None:
     """A content interaction on Douyin or Xiaohongshu (likes, notes, live streams)."""
     who = buyer_who(world, person, source)
-    events = _CONTENT[source]
-    roll, total = world.rng.random(), 0.0
-    for event, share in events:
-        total += share
-        if roll < total:
-            break
+    event = _pick_content(world, source)
     properties: dict[str, Any] = {"platform": _PLATFORM[source]}
     if event.startswith("Note"):
         properties["note_id"] = f"{world.rng.getrandbits(96):024x}"

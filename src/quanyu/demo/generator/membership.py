@@ -30,8 +30,11 @@ def register(world: World, person: Person, t: int, channel: str) -> bool:
 def crm_who(person: Person) -> Who:
     """How the CRM identifies a member: account id, member card and phone."""
     assert person.user_id is not None and person.member_card is not None
-    return Who(person.person_id, user_id=person.user_id,
-               external=(("member_card", person.member_card), ("phone", person.phone)))
+    return Who(
+        person.person_id,
+        user_id=person.user_id,
+        external=(("member_card", person.member_card), ("phone", person.phone)),
+    )
 
 
 def sync_profile(world: World, person: Person, t: int) -> None:
@@ -70,12 +73,19 @@ def issue_coupon(world: World, person: Person, t: int, coupon_id: str, campaign:
         return
     coupon = COUPONS[coupon_id]
     person.flags.add(f"coupon:{coupon_id}")
-    world.outbox.track("server", Who(person.person_id, user_id=person.user_id), t,
-                       "Coupon Issued", {
-                           "coupon_id": coupon.coupon_id, "coupon_name": coupon.name,
-                           "amount": coupon.amount, "threshold": coupon.threshold,
-                           "campaign": campaign,
-                       })
+    world.outbox.track(
+        "server",
+        Who(person.person_id, user_id=person.user_id),
+        t,
+        "Coupon Issued",
+        {
+            "coupon_id": coupon.coupon_id,
+            "coupon_name": coupon.name,
+            "amount": coupon.amount,
+            "threshold": coupon.threshold,
+            "campaign": campaign,
+        },
+    )
 
 
 def take_coupon(person: Person, subtotal: float) -> str | None:

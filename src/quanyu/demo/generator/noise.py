@@ -6,9 +6,7 @@ import random
 
 # Values buggy SDKs and limited-ad-tracking devices send as if they were identifiers.
 # They are shared by unrelated people, so the ground truth never lists them.
-JUNK_IDENTIFIERS = frozenset(
-    {"null", "undefined", "0", "00000000-0000-0000-0000-000000000000"}
-)
+JUNK_IDENTIFIERS = frozenset({"null", "undefined", "0", "00000000-0000-0000-0000-000000000000"})
 
 
 def scribble_phone(rng: random.Random, phone: str) -> str:
@@ -39,7 +37,7 @@ def mistype_phone(rng: random.Random, phone: str) -> str:
     """`phone` with one digit wrong, as on a hurried paper or tablet form."""
     position = rng.randrange(3, 11)
     digit = str((int(phone[position]) + rng.randint(1, 9)) % 10)
-    return phone[:position] + digit + phone[position + 1:]
+    return phone[:position] + digit + phone[position + 1 :]
 
 
 def junk_identifier(rng: random.Random) -> str:

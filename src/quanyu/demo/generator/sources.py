@@ -5,8 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SOURCE_TYPES = (
-    "website", "h5", "app", "mini_program", "wechat_oa", "wecom", "tmall", "jd", "youzan",
-    "douyin", "xiaohongshu", "pos", "offline_event", "form", "live_stream", "ads", "crm",
+    "website",
+    "h5",
+    "app",
+    "mini_program",
+    "wechat_oa",
+    "wecom",
+    "tmall",
+    "jd",
+    "youzan",
+    "douyin",
+    "xiaohongshu",
+    "pos",
+    "offline_event",
+    "form",
+    "live_stream",
+    "ads",
+    "crm",
     "server",
 )
 

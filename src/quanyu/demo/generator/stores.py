@@ -23,8 +23,7 @@ class Store:
 
 
 def _store(store_id: str, name: str, city: str, province: str, guides: int) -> Store:
-    return Store(store_id, name, city, province,
-                 tuple(f"G-{store_id}-{i:02d}" for i in range(1, guides + 1)))
+    return Store(store_id, name, city, province, tuple(f"G-{store_id}-{i:02d}" for i in range(1, guides + 1)))
 
 
 STORES: tuple[Store, ...] = (

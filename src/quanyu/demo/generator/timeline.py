@@ -21,8 +21,30 @@ _OFFSET = 8 * HOUR
 
 # People shop after lunch and in the evening; almost nobody at 4 am.
 _HOUR_WEIGHTS = (
-    0.6, 0.3, 0.15, 0.1, 0.1, 0.2, 0.6, 1.4, 2.2, 2.6, 2.8, 3.0,
-    3.6, 3.4, 2.8, 2.8, 2.9, 3.0, 3.2, 3.8, 4.6, 5.0, 4.2, 2.0,
+    0.6,
+    0.3,
+    0.15,
+    0.1,
+    0.1,
+    0.2,
+    0.6,
+    1.4,
+    2.2,
+    2.6,
+    2.8,
+    3.0,
+    3.6,
+    3.4,
+    2.8,
+    2.8,
+    2.9,
+    3.0,
+    3.2,
+    3.8,
+    4.6,
+    5.0,
+    4.2,
+    2.0,
 )
 _HOUR_CUM = tuple(accumulate(_HOUR_WEIGHTS))
 
@@ -83,7 +105,7 @@ class Timeline:
         self.days = (self.end - 1) // DAY - self.first_day + 1
         dates = [date.fromordinal(_EPOCH_ORDINAL + self.first_day + i) for i in range(self.days)]
         self._campaign = [_festival_of(d) for d in dates]
-        weights = [_day_weight(d, c) for d, c in zip(dates, self._campaign)]
+        weights = [_day_weight(d, c) for d, c in zip(dates, self._campaign, strict=True)]
         self._day_cum = list(accumulate(weights))
         self._day_text = {}
 

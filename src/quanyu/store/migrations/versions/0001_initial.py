@@ -64,6 +64,8 @@ def upgrade() -> None:
         sa.Column("received_at", TS, nullable=False),
         sa.Column("event_count", sa.Integer(), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
+        # Never reuse ids of deleted batches: the warehouse remembers which ids it applied.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_ingest_batches_workspace", "ingest_batches", ["workspace_id"])
     op.create_table(

@@ -1,0 +1,3 @@
+from quanyu.cli.main import main
+
+main()

@@ -1,0 +1,252 @@
+"""`quanyu demo`: the demo brand end to end, through the public API only.
+
+Initialise a workspace, start `quanyu serve` as its own process, create one source per channel
+through the management API, send every generated message through `/v1/batch` with the source's
+write key, wait for the pipeline, summarise, and keep serving unless told not to.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from quanyu.cli.output import console, emit_json, table
+from quanyu.demo.generator import BRAND_NAME, DemoBrand, generate_brand
+from quanyu.errors import Conflict, InvalidInput, StorageUnavailable
+from quanyu.platform import Platform
+from quanyu.settings import Settings
+
+_STORE_FILES = ("quanyu.db", "quanyu.db-wal", "quanyu.db-shm", "warehouse.duckdb", "warehouse.duckdb.wal",
+                "ground_truth.csv", "server.json", "server.lock")  # fmt: skip
+_SENDERS = 4
+_BATCH = 500
+
+
+@dataclass
+class SendStats:
+    requests: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    retries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def run_demo(settings: Settings, *, people: int, seed: int, serve: bool, reset: bool, as_json: bool) -> dict[str, Any]:
+    data_dir = settings.data_dir
+    _prepare_dir(data_dir, reset)
+    creds = _init(settings)
+    server = _start_server(data_dir, settings.port)
+    try:
+        api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {creds['api_token']}"}, timeout=60)
+        started = time.perf_counter()
+        with console.status(f"生成演示品牌 / generating {BRAND_NAME} with {people:,} people…", spinner="dots"):
+            brand = generate_brand(people, seed=seed)
+        generated_s = time.perf_counter() - started
+        _write_ground_truth(data_dir / "ground_truth.csv", brand)
+        keys = _create_sources(api, brand)
+        started = time.perf_counter()
+        stats = _send_all(server.url, brand, keys, quiet=as_json)
+        send_s = time.perf_counter() - started
+        status = _wait_for_pipeline(api, quiet=as_json)
+        processed_s = time.perf_counter() - started
+        summary = {
+            "brand": BRAND_NAME,
+            "workspace_id": creds["workspace_id"],
+            "api_token": creds["api_token"],
+            "url": server.url,
+            "people": people,
+            "sources": len(keys),
+            "events_generated": brand.event_count(),
+            "requests": stats.requests,
+            "accepted": stats.accepted,
+            "quarantined": stats.quarantined,
+            "retries": stats.retries,
+            "processed": status["processed"],
+            "duplicates": status["duplicates"],
+            "seconds": {"generate": round(generated_s, 1), "send": round(send_s, 1), "send_and_process": round(processed_s, 1)},
+            "ingest_events_per_second": round(stats.accepted / send_s) if send_s else None,
+            "ground_truth": str(data_dir / "ground_truth.csv"),
+            "channels": api.get("/api/v1/events/stats").json()["channels"],
+        }  # fmt: skip
+        _report(summary, as_json)
+        if serve:
+            console.print(f"\n控制台与 API / console & API: [bold]{server.url}[/]  (Ctrl-C 停止 / to stop)")
+            console.print(f"管理令牌 / API token: {creds['api_token']}")
+            server.wait()
+        return summary
+    except KeyboardInterrupt:
+        return {}
+    finally:
+        server.stop()
+
+
+def _prepare_dir(data_dir: Path, reset: bool) -> None:
+    existing = [data_dir / name for name in _STORE_FILES if (data_dir / name).exists()]
+    if existing and not reset:
+        raise InvalidInput(f"{data_dir} 已有数据，使用 --reset 重新开始 / already holds data: pass --reset to start over")
+    for path in existing:
+        path.unlink()
+
+
+def _init(settings: Settings) -> dict[str, str]:
+    platform = Platform(settings)
+    try:
+        ws = platform.workspaces.create(f"{BRAND_NAME} 演示 demo")
+        token = platform.workspaces.issue_token(ws.id, name="demo")
+        return {"workspace_id": ws.id, "api_token": token}
+    finally:
+        platform.close()
+
+
+class _Server:
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def wait(self) -> None:
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _start_server(data_dir: Path, port: int) -> _Server:
+    url = f"http://127.0.0.1:{port}"
+    try:
+        httpx.get(f"{url}/healthz", timeout=0.5)
+        raise Conflict(f"端口 {port} 已被占用 / port {port} is in use: stop that server or pass --port")
+    except httpx.HTTPError:
+        pass
+    cmd = [sys.executable, "-m", "quanyu", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StorageUnavailable("服务启动失败 / the server process exited during start-up")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return _Server(process, url)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise StorageUnavailable("服务未能在 60 秒内启动 / the server did not start within 60 s")
+
+
+def _write_ground_truth(path: Path, brand: DemoBrand) -> None:
+    # Kept aside for identity-resolution accuracy checks; never sent to the API.
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["person_id", "source_key", "identifier_type", "identifier_value"])
+        writer.writerows(brand.ground_truth)
+
+
+def _create_sources(api: httpx.Client, brand: DemoBrand) -> dict[str, str]:
+    keys = {}
+    for source in brand.sources:
+        resp = api.post("/api/v1/sources", json={"name": source.name, "type": source.type})
+        resp.raise_for_status()
+        keys[source.key] = resp.json()["write_key"]
+    return keys
+
+
+def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], quiet: bool) -> SendStats:
+    stats = SendStats()
+    batches = list(brand.iter_batches(_BATCH))
+    columns = (TextColumn("发送 / sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=quiet) as progress:
+        task = progress.add_task("send", total=brand.event_count())
+        local = threading.local()
+
+        def send(item: tuple[str, list[dict[str, Any]]]) -> None:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=url, timeout=60)
+            key, messages = item
+            _post_batch(client, keys[key], messages, stats)
+            progress.advance(task, len(messages))
+
+        with ThreadPoolExecutor(_SENDERS) as pool:
+            list(pool.map(send, batches))
+    return stats
+
+
+def _post_batch(client: httpx.Client, write_key: str, messages: list[dict[str, Any]], stats: SendStats) -> None:
+    body = orjson.dumps({"batch": messages})
+    for attempt in range(30):
+        resp = client.post("/v1/batch", content=body, auth=(write_key, ""), headers={"Content-Type": "application/json"})
+        if resp.status_code == 200:
+            result = resp.json()
+            with stats.lock:
+                stats.requests += 1
+                stats.accepted += result["accepted"]
+                stats.quarantined += len(result["quarantined"])
+            return
+        if resp.status_code in (429, 503):
+            with stats.lock:
+                stats.retries += 1
+            time.sleep(float(resp.headers.get("Retry-After", 1)) * (1 + attempt / 10))
+            continue
+        raise InvalidInput(f"发送失败 / batch refused: {resp.status_code} {resp.text[:300]}")
+    raise StorageUnavailable("服务持续繁忙 / the server stayed busy")
+
+
+def _wait_for_pipeline(api: httpx.Client, quiet: bool) -> dict[str, Any]:
+    with console.status("处理中 / processing…", spinner="dots") if not quiet else _nothing():
+        while True:
+            status: dict[str, Any] = api.get("/api/v1/pipeline/status").json()
+            if status["queued"] == 0:
+                return status
+            time.sleep(0.5)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(summary)
+        return
+    table(
+        f"{summary['brand']} · 演示汇总 / demo summary",
+        ["项 / item", "值 / value"],
+        [
+            ["人数 / people", f"{summary['people']:,}"],
+            ["来源 / sources", summary["sources"]],
+            ["生成事件 / events generated", f"{summary['events_generated']:,}"],
+            ["已接收 / accepted", f"{summary['accepted']:,}"],
+            ["已隔离 / quarantined", f"{summary['quarantined']:,}"],
+            ["已入仓 / processed", f"{summary['processed']:,}"],
+            ["重复 / duplicates", f"{summary['duplicates']:,}"],
+            ["采集速率 / ingest events/s", f"{summary['ingest_events_per_second']:,}"],
+            ["生成耗时 / generate s", summary["seconds"]["generate"]],
+            ["发送耗时 / send s", summary["seconds"]["send"]],
+            ["发送+入仓 / send + process s", summary["seconds"]["send_and_process"]],
+        ],
+    )
+    table(
+        "渠道 / channels",
+        ["channel", "公域/私域", "线上/线下", "events", "visitors", "orders", "revenue ¥"],
+        [[c["channel"], c["domain"], c["presence"], f"{c['events']:,}", f"{c['visitors']:,}", f"{c['orders']:,}",
+          f"{c['revenue']:,.2f}"] for c in summary["channels"]],
+    )  # fmt: skip
