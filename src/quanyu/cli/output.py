@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -35,4 +36,4 @@ def fail(message: str, code: str = "error", as_json: bool = False) -> None:
     if as_json:
         sys.stderr.write(orjson.dumps({"code": code, "message": message}).decode() + "\n")
     else:
-        err_console.print(f"[bold red]错误 / error[/]: {message}")
+        err_console.print(f"[bold red]错误 / error[/]: {escape(message)}", soft_wrap=True)
