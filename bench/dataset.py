@@ -44,3 +44,47 @@ def messages(count: int, seed: int = 1) -> list[dict[str, Any]]:
             base.update(type="track", event=event, userId=user, properties=props)
         out.append(base)
     return out
+
+
+def raw_ceiling(msgs: list[dict[str, Any]], path: str) -> float:
+    """Seconds for a bulk Arrow insert of the same events into a DuckDB file: the raw ceiling."""
+    import duckdb
+    import orjson
+    import pyarrow as pa
+
+    def js(value: Any) -> str | None:
+        return orjson.dumps(value).decode() if value is not None else None
+
+    table = pa.table(
+        {
+            "message_id": [m["messageId"] for m in msgs],
+            "type": [m["type"] for m in msgs],
+            "event": [m.get("event") for m in msgs],
+            "user_id": [m.get("userId") for m in msgs],
+            "anonymous_id": [m.get("anonymousId") for m in msgs],
+            "timestamp": pa.array([datetime.fromisoformat(m["timestamp"]) for m in msgs], pa.timestamp("us", "UTC")),
+            "properties": [js(m.get("properties")) for m in msgs],
+            "traits": [js(m.get("traits")) for m in msgs],
+            "context": [js(m.get("context")) for m in msgs],
+        }
+    )
+    con = duckdb.connect(path)
+    con.execute(
+        "CREATE TABLE events (message_id VARCHAR, type VARCHAR, event VARCHAR, user_id VARCHAR, anonymous_id VARCHAR,"
+        " timestamp TIMESTAMPTZ, properties JSON, traits JSON, context JSON)"
+    )
+    con.register("incoming", table)
+    import time
+
+    started = time.perf_counter()
+    con.execute("INSERT INTO events SELECT * FROM incoming")
+    con.execute("CHECKPOINT")
+    elapsed = time.perf_counter() - started
+    con.close()
+    return elapsed
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

@@ -16,16 +16,16 @@ from quanyu.errors import QuanyuError, StorageUnavailable
 from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS
 
 
-# Of rows sharing (workspace, messageId) among the batches just appended, keep the earliest batch's.
+# Of rows sharing (workspace, messageId) among the batches just appended, keep the first one.
 _DROP_REPEATS = """
-DELETE FROM events AS e USING (
-    SELECT workspace_id, message_id, min(batch_id) AS keep
-    FROM events WHERE list_contains($ids, batch_id)
-    GROUP BY workspace_id, message_id HAVING count(*) > 1
-) AS d
-WHERE e.workspace_id = d.workspace_id AND e.message_id = d.message_id
-  AND list_contains($ids, e.batch_id) AND e.batch_id > d.keep
-RETURNING e.workspace_id
+DELETE FROM events WHERE rowid IN (
+    SELECT rowid FROM (
+        SELECT rowid, row_number() OVER (
+            PARTITION BY workspace_id, message_id ORDER BY batch_id, rowid) AS n
+        FROM events WHERE list_contains($ids, batch_id)
+    ) WHERE n > 1
+)
+RETURNING workspace_id
 """
 
 
