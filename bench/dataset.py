@@ -32,9 +32,13 @@ def messages(count: int, seed: int = 1) -> list[dict[str, Any]]:
             },
         }
         if kind < 0.15:
-            base.update(type="identify", userId=user, traits={"phone": f"138{i % 100_000_000:08d}", "city": "上海"})
+            base.update(
+                type="identify", userId=user, traits={"phone": f"138{i % 100_000_000:08d}", "city": "上海"}
+            )
         elif kind < 0.35:
-            base.update(type="page", name="商品详情", properties={"url": f"https://shop.example.cn/p/{i % 500}"})
+            base.update(
+                type="page", name="商品详情", properties={"url": f"https://shop.example.cn/p/{i % 500}"}
+            )
         else:
             event = rnd.choice(_EVENTS)
             props: dict[str, Any] = {"product_id": f"SKU-{i % 400}", "price": 68.0, "store_id": "SH001"}
@@ -62,7 +66,9 @@ def raw_ceiling(msgs: list[dict[str, Any]], path: str) -> float:
             "event": [m.get("event") for m in msgs],
             "user_id": [m.get("userId") for m in msgs],
             "anonymous_id": [m.get("anonymousId") for m in msgs],
-            "timestamp": pa.array([datetime.fromisoformat(m["timestamp"]) for m in msgs], pa.timestamp("us", "UTC")),
+            "timestamp": pa.array(
+                [datetime.fromisoformat(m["timestamp"]) for m in msgs], pa.timestamp("us", "UTC")
+            ),
             "properties": [js(m.get("properties")) for m in msgs],
             "traits": [js(m.get("traits")) for m in msgs],
             "context": [js(m.get("context")) for m in msgs],

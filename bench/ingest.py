@@ -52,7 +52,11 @@ def one_run(bodies: list[bytes], total: int, clients: int) -> float:
             auth = "Basic " + base64.b64encode(f"{creds['write_key']}:".encode()).decode()
             started = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
-                accepted = sum(pool.map(lambda part: send(port, auth, part), [bodies[i::clients] for i in range(clients)]))
+                accepted = sum(
+                    pool.map(
+                        lambda part: send(port, auth, part), [bodies[i::clients] for i in range(clients)]
+                    )
+                )
             elapsed = time.perf_counter() - started
             status = httpx.get(f"http://127.0.0.1:{port}/api/v1/pipeline/status",
                                headers={"Authorization": f"Bearer {creds['api_token']}"}).json()  # fmt: skip
@@ -79,7 +83,12 @@ def send(port: int, auth: str, bodies: list[bytes]) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     accepted = 0
     for body in bodies:
-        conn.request("POST", "/v1/batch", body=body, headers={"Authorization": auth, "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/v1/batch",
+            body=body,
+            headers={"Authorization": auth, "Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         payload = resp.read()
         if resp.status != 200:
@@ -104,7 +113,9 @@ def main() -> None:
         http_runs.append(args.events / one_run(bodies, args.events, args.clients))
         with tempfile.TemporaryDirectory() as tmp:
             raw_runs.append(args.events / raw_ceiling(msgs, f"{tmp}/raw.duckdb"))
-        print(f"run {run + 1}: http {http_runs[-1]:,.0f} events/s, raw DuckDB insert {raw_runs[-1]:,.0f} events/s")
+        print(
+            f"run {run + 1}: http {http_runs[-1]:,.0f} events/s, raw DuckDB insert {raw_runs[-1]:,.0f} events/s"
+        )
     result = {
         "events": args.events,
         "batch_size": args.batch,

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Tenant, new_tenant
 from fastapi.testclient import TestClient
 
 from quanyu.platform import Platform
+from testkit import Tenant, new_tenant
 
 
 def basic(key: str) -> dict[str, str]:
@@ -25,7 +25,9 @@ def events(client: TestClient, tenant: Tenant, **params: Any) -> list[dict[str, 
 
 
 @pytest.mark.parametrize("kind", ["identify", "track", "page", "screen", "group", "alias"])
-def test_each_endpoint_accepts_a_valid_message(client: TestClient, tenant: Tenant, platform: Platform, kind: str) -> None:
+def test_each_endpoint_accepts_a_valid_message(
+    client: TestClient, tenant: Tenant, platform: Platform, kind: str
+) -> None:
     body = {"userId": "u1", "event": "Signed Up", "groupId": "g1", "previousId": "anon-1", "name": "首页"}
     resp = client.post(f"/v1/{kind}", json=body, headers=basic(tenant.write_key))
     assert resp.status_code == 200, resp.text
@@ -40,7 +42,9 @@ def test_write_key_in_body_works_without_header(client: TestClient, tenant: Tena
     assert resp.status_code == 200
 
 
-def test_body_key_of_another_workspace_is_refused(client: TestClient, tenant: Tenant, platform: Platform) -> None:
+def test_body_key_of_another_workspace_is_refused(
+    client: TestClient, tenant: Tenant, platform: Platform
+) -> None:
     other = new_tenant(platform, name="别的品牌 Other")
     resp = client.post(
         "/v1/batch",
@@ -60,7 +64,9 @@ def test_missing_or_bad_key_is_401(client: TestClient, headers: dict[str, str]) 
     assert set(resp.json()) >= {"code", "message"}
 
 
-def test_batch_with_invalid_items_accepts_the_valid_ones(client: TestClient, tenant: Tenant, platform: Platform) -> None:
+def test_batch_with_invalid_items_accepts_the_valid_ones(
+    client: TestClient, tenant: Tenant, platform: Platform
+) -> None:
     batch = [
         {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "ok-1"},
         {"type": "track", "userId": "u1"},
@@ -71,7 +77,10 @@ def test_batch_with_invalid_items_accepts_the_valid_ones(client: TestClient, ten
     assert resp.status_code == 200
     body = resp.json()
     assert body["accepted"] == 2
-    assert [(q["index"], q["code"]) for q in body["quarantined"]] == [(1, "missing_field"), (2, "missing_identity")]
+    assert [(q["index"], q["code"]) for q in body["quarantined"]] == [
+        (1, "missing_field"),
+        (2, "missing_identity"),
+    ]
     platform.pipeline.drain()
     assert sorted(i["message_id"] for i in events(client, tenant)) == ["ok-1", "ok-2"]
     listed = client.get("/api/v1/quarantine", headers=tenant.bearer).json()["items"]
@@ -85,11 +94,15 @@ def test_all_invalid_single_event_is_400_and_quarantined(client: TestClient, ten
     assert len(client.get("/api/v1/quarantine", headers=tenant.bearer).json()["items"]) == 1
 
 
-def test_quarantined_message_can_be_corrected_and_replayed(client: TestClient, tenant: Tenant, platform: Platform) -> None:
+def test_quarantined_message_can_be_corrected_and_replayed(
+    client: TestClient, tenant: Tenant, platform: Platform
+) -> None:
     client.post("/v1/track", json={"userId": "u9", "messageId": "fix-me"}, headers=basic(tenant.write_key))
     [entry] = client.get("/api/v1/quarantine", headers=tenant.bearer).json()["items"]
     fixed = {**orjson.loads(entry["payload"]), "event": "Coupon Applied"}
-    resp = client.post("/api/v1/quarantine/replay", json={"ids": [entry["id"]], "payload": fixed}, headers=tenant.bearer)
+    resp = client.post(
+        "/api/v1/quarantine/replay", json={"ids": [entry["id"]], "payload": fixed}, headers=tenant.bearer
+    )
     assert resp.json() == {"replayed": [entry["id"]], "failed": []}
     platform.pipeline.drain()
     assert [i["event"] for i in events(client, tenant)] == ["Coupon Applied"]
@@ -126,9 +139,8 @@ def test_bad_requests_get_the_error_shape(
 
 
 def test_backlog_bound_answers_429_with_retry_after(tmp_path: Any) -> None:
-    from conftest import make_settings
-
     from quanyu.api import create_app
+    from testkit import make_settings
 
     settings = make_settings(tmp_path / "d", pipeline_enabled=False, max_backlog_events=3)
     platform = Platform(settings)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Tenant
 from fastapi.testclient import TestClient
+
+from testkit import Tenant
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "openapi.json"
 
@@ -26,14 +27,20 @@ def test_every_management_route_needs_a_token(client: TestClient, tenant: Tenant
     routes = management_routes(client)
     assert len(routes) >= 7
     for method, path in routes:
-        for headers in ({}, {"Authorization": "Bearer qy_wrong"}, {"Authorization": f"Bearer {tenant.write_key}"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer qy_wrong"},
+            {"Authorization": f"Bearer {tenant.write_key}"},
+        ):
             resp = client.request(method, path, headers=headers)
             assert resp.status_code == 401, (method, path, headers)
             body = resp.json()
             assert isinstance(body["code"], str) and isinstance(body["message"], str)
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("DELETE", "/v1/track"), ("GET", "/v1/batch")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/nowhere"), ("DELETE", "/v1/track"), ("GET", "/v1/batch")]
+)
 def test_unknown_routes_and_methods_use_the_shape(client: TestClient, method: str, path: str) -> None:
     resp = client.request(method, path)
     assert resp.status_code in (404, 405)
@@ -54,4 +61,6 @@ def test_openapi_schema_matches_golden_file(client: TestClient) -> None:
     text = json.dumps(spec, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     if not GOLDEN.exists():
         GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), "OpenAPI changed: review and delete tests/golden/openapi.json to regenerate"
+    assert text == GOLDEN.read_text(), (
+        "OpenAPI changed: review and delete tests/golden/openapi.json to regenerate"
+    )

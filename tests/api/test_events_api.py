@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Tenant
 from fastapi.testclient import TestClient
 
 from quanyu.platform import Platform
+from testkit import Tenant
 
 
 def seed(client: TestClient, tenant: Tenant, platform: Platform) -> None:
@@ -27,7 +27,9 @@ def page(client: TestClient, tenant: Tenant, **params: Any) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_cursor_walks_every_event_once_newest_first(client: TestClient, tenant: Tenant, platform: Platform) -> None:
+def test_cursor_walks_every_event_once_newest_first(
+    client: TestClient, tenant: Tenant, platform: Platform
+) -> None:
     seed(client, tenant, platform)
     seen: list[str] = []
     cursor = None
@@ -55,7 +57,13 @@ def test_filters_narrow_the_result(client: TestClient, tenant: Tenant, platform:
 
 
 def test_bad_filters_get_400(client: TestClient, tenant: Tenant) -> None:
-    for params in ({"limit": 0}, {"limit": 5000}, {"type": "purchase"}, {"since": "yesterday"}, {"cursor": "@@"}):
+    for params in (
+        {"limit": 0},
+        {"limit": 5000},
+        {"type": "purchase"},
+        {"since": "yesterday"},
+        {"cursor": "@@"},
+    ):
         resp = client.get("/api/v1/events", params=params, headers=tenant.bearer)
         assert resp.status_code == 400, params
         assert set(resp.json()) >= {"code", "message"}

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import LiveServer, run_cli
 from typer.testing import CliRunner
 
 from quanyu.cli.main import app
+from testkit import LiveServer, run_cli
 
 runner = CliRunner()
 
@@ -41,7 +41,9 @@ def test_readable_errors_for_bad_input(tmp_path: Path) -> None:
     cli("init", "--data-dir", d)
     result = runner.invoke(app, ["sources", "create", "x", "--type", "fax", "--data-dir", d])
     assert result.exit_code == 1 and "unknown source type" in result.output
-    result = runner.invoke(app, ["sources", "create", "x", "--type", "pos", "--set", "novalue", "--data-dir", d])
+    result = runner.invoke(
+        app, ["sources", "create", "x", "--type", "pos", "--set", "novalue", "--data-dir", d]
+    )
     assert result.exit_code == 1 and "KEY=VALUE" in result.output
 
 
@@ -77,7 +79,9 @@ def test_commands_go_through_the_api_when_a_server_holds_the_data_dir(
     server, creds = live_server
     d = str(server.data_dir)
     env = {"QUANYU_API_TOKEN": creds["api_token"]}
-    created = json.loads(run_cli("sources", "create", "门店 POS", "--type", "pos", "--data-dir", d, "--json", env=env).stdout)
+    created = json.loads(
+        run_cli("sources", "create", "门店 POS", "--type", "pos", "--data-dir", d, "--json", env=env).stdout
+    )
     resp = httpx.post(f"{server.url}/v1/track", json={"userId": "u", "event": "Order Completed"},
                       auth=(created["write_key"], ""))  # fmt: skip
     assert resp.status_code == 200

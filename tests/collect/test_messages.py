@@ -82,7 +82,9 @@ def test_clock_skew_is_corrected_from_sent_at() -> None:
 
 
 def test_batch_envelope_supplies_sent_at_and_context() -> None:
-    env = Envelope(sent_at=(NOW - timedelta(hours=1)).isoformat(), context={"library": {"name": "x"}, "ip": "1"})
+    env = Envelope(
+        sent_at=(NOW - timedelta(hours=1)).isoformat(), context={"library": {"name": "x"}, "ip": "1"}
+    )
     msg = done({"userId": "u", "timestamp": (NOW - timedelta(hours=1)).isoformat(), "context": {"ip": "2"}},
                "identify", env)  # fmt: skip
     assert msg["context"] == {"library": {"name": "x"}, "ip": "2"}
@@ -92,11 +94,16 @@ def test_batch_envelope_supplies_sent_at_and_context() -> None:
 def test_naive_and_offset_times_are_settled_in_utc() -> None:
     msg = done({"userId": "u", "timestamp": "2026-03-05T20:13:44+08:00"}, "identify")
     assert msg["timestamp"] == "2026-03-05T12:13:44+00:00"
-    assert done({"userId": "u", "timestamp": "2026-03-05T12:13:44"}, "identify")["timestamp"].endswith("+00:00")
+    assert done({"userId": "u", "timestamp": "2026-03-05T12:13:44"}, "identify")["timestamp"].endswith(
+        "+00:00"
+    )
 
 
 def test_message_over_32kb_is_refused() -> None:
-    assert refused({"userId": "u", "properties": {"blob": "x" * MAX_EVENT_BYTES}}, "identify") == "event_too_large"
+    assert (
+        refused({"userId": "u", "properties": {"blob": "x" * MAX_EVENT_BYTES}}, "identify")
+        == "event_too_large"
+    )
 
 
 json_values = st.recursive(

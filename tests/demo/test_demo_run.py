@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import free_port, run_cli
+from testkit import free_port, run_cli
 
 
 def test_small_demo_ingests_everything_and_summarises(tmp_path: Path) -> None:
     d = tmp_path / "demo"
-    args = ["demo", "--people", "150", "--no-serve", "--json", "--data-dir", str(d), "--port", str(free_port())]
+    args = [
+        "demo",
+        "--people",
+        "150",
+        "--no-serve",
+        "--json",
+        "--data-dir",
+        str(d),
+        "--port",
+        str(free_port()),
+    ]
     summary = json.loads(run_cli(*args).stdout)
     assert summary["events_generated"] > 1000
     assert summary["accepted"] == summary["events_generated"] == summary["processed"]

@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import Tenant, new_tenant
-
 from quanyu.collect.messages import Envelope
 from quanyu.collect.sources import SourceInfo
 from quanyu.platform import Platform
 from quanyu.warehouse.browser import list_events
 from quanyu.warehouse.events import EventFilter
+from testkit import Tenant, new_tenant
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -22,7 +21,9 @@ def send(platform: Platform, tenant: Tenant, *messages: dict[str, Any], sent_at:
     send_as(platform, source, *messages, sent_at=sent_at)
 
 
-def send_as(platform: Platform, source: SourceInfo, *messages: dict[str, Any], sent_at: str | None = None) -> None:
+def send_as(
+    platform: Platform, source: SourceInfo, *messages: dict[str, Any], sent_at: str | None = None
+) -> None:
     future, receipt = platform.intake.accept(source, list(messages), None, Envelope(sent_at=sent_at))
     future.result()
     assert not receipt.quarantined, receipt.quarantined
@@ -45,7 +46,12 @@ def test_order_event_is_promoted_to_columns(platform: Platform, tenant: Tenant) 
     assert row["timestamp"] == "2026-06-18T12:00:00+00:00"
     assert (row["order_id"], row["amount"], row["currency"]) == ("1234567890123", 256.5, "CNY")
     assert row["line_items"] == [{"sku": "LJ-01", "name": "明前龙井", "price": 128.25, "quantity": 2}]
-    assert (row["store_id"], row["guide_id"], row["utm_campaign"], row["utm_source"]) == ("SH001", "G-1", "618", "douyin")
+    assert (row["store_id"], row["guide_id"], row["utm_campaign"], row["utm_source"]) == (
+        "SH001",
+        "G-1",
+        "618",
+        "douyin",
+    )
     assert (row["channel"], row["domain"], row["presence"]) == ("website", "private", "online")
     assert row["properties"]["products"][0]["name"] == "明前龙井"
 
@@ -58,8 +64,16 @@ def test_source_type_sets_channel_and_context_overrides_it(platform: Platform, t
                             "properties": {"utm_source": "qr", "currency": "usd", "revenue": 3}})  # fmt: skip
     platform.pipeline.drain()
     rows = {r["message_id"]: r for r in stored(platform, tenant)}
-    assert (rows["a"]["channel"], rows["a"]["presence"], rows["a"]["source_type"]) == ("pos", "offline", "pos")
-    assert (rows["b"]["channel"], rows["b"]["presence"], rows["b"]["domain"]) == ("mini_program", "online", "private")
+    assert (rows["a"]["channel"], rows["a"]["presence"], rows["a"]["source_type"]) == (
+        "pos",
+        "offline",
+        "pos",
+    )
+    assert (rows["b"]["channel"], rows["b"]["presence"], rows["b"]["domain"]) == (
+        "mini_program",
+        "online",
+        "private",
+    )
     assert (rows["b"]["utm_source"], rows["b"]["currency"], rows["b"]["amount"]) == ("qr", "USD", 3.0)
 
 
@@ -116,7 +130,9 @@ def test_normalise_sql_matches_golden_file() -> None:
     from quanyu.pipeline.normalise import new_events
 
     since = datetime(2026, 1, 1, tzinfo=UTC)
-    sql = compiler.to_sqlglot(new_events(timedelta(hours=24), timedelta(days=1825), since)).sql("duckdb", pretty=True)
+    sql = compiler.to_sqlglot(new_events(timedelta(hours=24), timedelta(days=1825), since)).sql(
+        "duckdb", pretty=True
+    )
     golden = GOLDEN / "normalise_duckdb.sql"
     if not golden.exists():
         golden.write_text(sql + "\n")

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import httpx
 
-from conftest import LiveServer, start_server
+from testkit import LiveServer, start_server
 
 
 def basic(key: str) -> dict[str, str]:

@@ -18,10 +18,10 @@ import orjson
 import pytest
 from reliability_support import basic, launch, track, wait_drained, warehouse_counts
 
-from conftest import free_port, make_settings, new_tenant, run_cli
 from quanyu.collect.messages import Envelope
 from quanyu.pipeline.status import pipeline_status
 from quanyu.platform import Platform
+from testkit import free_port, make_settings, new_tenant, run_cli
 
 KILLS = 4
 CLIENTS = 4

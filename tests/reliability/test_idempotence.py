@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from reliability_support import basic, track
 
-from conftest import Tenant, new_tenant
 from quanyu.pipeline.worker import StepResult
 from quanyu.platform import Platform
+from testkit import Tenant, new_tenant
 
 
 def _post(client: TestClient, tenant: Tenant, batch: list[dict[str, Any]]) -> dict[str, Any]:

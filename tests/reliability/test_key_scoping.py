@@ -18,9 +18,9 @@ from reliability_support import (
     warehouse_rows_containing,
 )
 
-from conftest import Tenant, new_tenant, run_cli
 from quanyu.platform import Platform
 from quanyu.settings import Settings
+from testkit import Tenant, new_tenant, run_cli
 
 MANAGEMENT = [
     ("GET", "/api/v1/events"),

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from reliability_support import assert_error_shape, basic, bearer, running, track, warehouse_counts
 
-from conftest import Tenant, make_settings, new_tenant, run_cli
 from quanyu.platform import Platform
 from quanyu.settings import Settings
+from testkit import Tenant, make_settings, new_tenant, run_cli
 
 GLOBAL_BOUND = 100
 WORKSPACE_BOUND = 60

@@ -20,7 +20,7 @@ from reliability_support import bearer, launch, running, wait_drained
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
-from conftest import LiveServer, run_cli
+from testkit import LiveServer, run_cli
 
 Errors = list[tuple[str, Any]]
 

@@ -28,7 +28,6 @@ from storekit import (
     release,
     spawn_python,
     wait_ready,
-    xfail_on,
 )
 
 from quanyu.collect.committer import GroupCommitter, Submission
@@ -391,13 +390,6 @@ def test_received_at_comes_back_aware_utc_and_exact(engine: Engine) -> None:
 def test_received_at_with_a_non_utc_offset_keeps_its_instant(
     engine: Engine, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        "sqlite",
-        "bug: SQLite DateTime drops the UTC offset on write and as_utc() reads the wall time back as UTC, "
-        "so a +08:00 received_at moves 8 hours",
-    )
     written = datetime(2025, 11, 11, 8, 0, tzinfo=SHANGHAI)
     queue = IngestQueue(engine)
     queue.append([QueuedBatch("ws_a", "src_a", written, 1, b"[]")])
@@ -410,13 +402,6 @@ def test_timestamps_are_utc_whatever_the_server_session_timezone(
     engine: Engine, backend: str, database_url: str, request: pytest.FixtureRequest
 ) -> None:
     """A PostgreSQL initialised on a China server defaults to TimeZone 'Asia/Shanghai'."""
-    xfail_on(
-        request,
-        backend,
-        "postgresql",
-        "bug: as_utc() only fills in a missing tzinfo; psycopg returns timestamptz in the session "
-        "timezone, so received_at/replayed_at come back as +08:00, not UTC",
-    )
     if backend == "postgresql":
         database = make_url(database_url).database
         with engine.begin() as conn:
@@ -443,13 +428,6 @@ def test_reads_do_not_wait_for_an_open_write_transaction(
     engine: Engine, backend: str, database_url: str, request: pytest.FixtureRequest
 ) -> None:
     """WAL lets SQLite readers run beside the one writer; PostgreSQL readers never wait for writers."""
-    xfail_on(
-        request,
-        backend,
-        "sqlite",
-        "bug: store/engine.py registers a 'begin' listener that issues BEGIN IMMEDIATE for every "
-        "transaction, so plain reads (engine.connect()) take SQLite's write lock and wait behind writers",
-    )
     workspaces = Workspaces(engine)
     ws = workspaces.create("readers")
     token = workspaces.issue_token(ws.id)
@@ -707,11 +685,6 @@ def test_inflight_bytes_bound_refuses_then_recovers(engine: Engine) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(
-    reason="bug: an exception from an on_commit callback escapes GroupCommitter._commit after the commit; "
-    "the writer thread dies and the committed submissions' futures never resolve",
-    strict=True,
-)
 def test_failing_on_commit_callback_neither_hangs_waiters_nor_stops_the_writer(engine: Engine) -> None:
     committer = make_committer(engine)
     calls: list[int] = []

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
-from storekit import finish, release, spawn_python, wait_ready, xfail_on
+from storekit import finish, release, spawn_python, wait_ready
 
 from quanyu.org.workspaces import Workspaces
 from quanyu.store import make_engine, upgrade
@@ -129,13 +129,6 @@ def test_two_processes_upgrading_a_fresh_store_at_once_both_start(
     deterministically by a gate transaction: on PostgreSQL an uncommitted CREATE TABLE
     alembic_version, on SQLite a held write lock. Then the gate is rolled back.
     """
-    xfail_on(
-        request,
-        backend,
-        "postgresql",
-        "bug: migrations take no lock on PostgreSQL; concurrent first upgrades race on CREATE TABLE "
-        "(UniqueViolation pg_type_typname_nsp_index) and one process fails to start",
-    )
     gate_engine = make_engine(database_url)
     children = [spawn_python(UPGRADE_CHILD, database_url) for _ in range(2)]
     try:

@@ -22,7 +22,9 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 def require_token(request: Request, platform: PlatformDep) -> TokenIdentity:
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("需要 Bearer 管理令牌 / a Bearer management token is required", code="missing_token")
+        raise Unauthorized(
+            "需要 Bearer 管理令牌 / a Bearer management token is required", code="missing_token"
+        )
     return platform.workspaces.verify_token(token.strip())
 
 

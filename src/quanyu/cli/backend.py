@@ -49,7 +49,9 @@ class ApiBackend:
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise ApiError(503, "unreachable", f"无法连接 {self.url} / cannot reach {self.url}: {exc}") from exc
+            raise ApiError(
+                503, "unreachable", f"无法连接 {self.url} / cannot reach {self.url}: {exc}"
+            ) from exc
         if resp.status_code >= 400:
             try:
                 body = resp.json()
@@ -137,7 +139,9 @@ def _only_workspace(platform: Platform) -> str:
     return spaces[0].id
 
 
-def open_backend(settings: Settings, api_url: str | None, token: str | None, workspace: str | None) -> Backend:
+def open_backend(
+    settings: Settings, api_url: str | None, token: str | None, workspace: str | None
+) -> Backend:
     url = api_url or settings.api_url or running_server(settings.data_dir)
     if url:
         return ApiBackend(url, token or settings.api_token)

@@ -103,7 +103,10 @@ def sources_create(
     if as_json:
         emit_json(created)
     else:
-        pairs("已创建来源 / source created", {k: created[k] for k in ("id", "name", "type", "channel", "domain", "presence", "write_key")})
+        pairs(
+            "已创建来源 / source created",
+            {k: created[k] for k in ("id", "name", "type", "channel", "domain", "presence", "write_key")},
+        )
 
 
 @sources_app.command("list")
@@ -130,7 +133,9 @@ def serve(
     data_dir: DataDir = None,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="listen port")] = 8000,
-    no_pipeline: Annotated[bool, typer.Option("--no-pipeline", help="do not run the pipeline worker")] = False,
+    no_pipeline: Annotated[
+        bool, typer.Option("--no-pipeline", help="do not run the pipeline worker")
+    ] = False,
 ) -> None:
     """启动服务 / Serve the API, the collector and the pipeline worker."""
     from quanyu.server import serve as run_server
@@ -201,7 +206,9 @@ def quarantine_list(
     if as_json:
         emit_json(result)
     else:
-        rows = [[e["id"], e["received_at"], e["code"], e["reason"], e["payload"][:60]] for e in result["items"]]
+        rows = [
+            [e["id"], e["received_at"], e["code"], e["reason"], e["payload"][:60]] for e in result["items"]
+        ]
         table("隔离区 / quarantine", ["id", "received_at", "code", "reason", "payload"], rows)
 
 
@@ -227,7 +234,9 @@ def quarantine_replay(
     if as_json:
         emit_json(result)
     else:
-        console.print(f"已重放 / replayed: {len(result['replayed'])}, 仍失败 / still failing: {len(result['failed'])}")
+        console.print(
+            f"已重放 / replayed: {len(result['replayed'])}, 仍失败 / still failing: {len(result['failed'])}"
+        )
         for f in result["failed"]:
             console.print(f"  #{f['id']} {f['code']}: {f['message']}")
 

@@ -51,7 +51,9 @@ class WriteKeys:
             return source
         if isinstance(body_key, str) and body_key:
             return self.resolve(body_key)
-        raise Unauthorized("缺少写入密钥 / missing write key (HTTP Basic user or writeKey)", code="missing_write_key")
+        raise Unauthorized(
+            "缺少写入密钥 / missing write key (HTTP Basic user or writeKey)", code="missing_write_key"
+        )
 
 
 def basic_user(authorization: str | None) -> str | None:
@@ -63,5 +65,7 @@ def basic_user(authorization: str | None) -> str | None:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise Unauthorized("Authorization 头无效 / malformed Basic authorization", code="invalid_write_key") from exc
+        raise Unauthorized(
+            "Authorization 头无效 / malformed Basic authorization", code="invalid_write_key"
+        ) from exc
     return decoded.partition(":")[0] or None

@@ -33,7 +33,9 @@ def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
     try:
         data = inflater.decompress(raw, limit + 1)
     except zlib.error as exc:
-        raise InvalidInput(f"无法解压请求体 / body is not valid {encoding}: {exc}", code="invalid_encoding") from exc
+        raise InvalidInput(
+            f"无法解压请求体 / body is not valid {encoding}: {exc}", code="invalid_encoding"
+        ) from exc
     if len(data) > limit or inflater.unconsumed_tail:
         raise PayloadTooLarge(
             f"解压后超过 {limit // 1024}KB / decompressed body exceeds {limit} bytes",
@@ -47,4 +49,6 @@ def parse_json(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"请求体不是合法 JSON / body is not valid JSON: {exc}", code="invalid_json") from exc
+        raise InvalidInput(
+            f"请求体不是合法 JSON / body is not valid JSON: {exc}", code="invalid_json"
+        ) from exc

@@ -100,12 +100,20 @@ class GroupCommitter:
                 self.quarantine.mark_replayed_in(conn, [i for s in group for i in s.replayed])
         except Exception as exc:
             log.exception("ingestion commit failed")
-            self._release(group, StorageUnavailable(f"存储暂不可用 / storage could not commit: {exc.__class__.__name__}"))
+            self._release(
+                group,
+                StorageUnavailable(f"存储暂不可用 / storage could not commit: {exc.__class__.__name__}"),
+            )
             time.sleep(0.05)
             return
-        for callback in self.on_commit:
-            callback(batches)
+        # The data is durable: answer the waiters first, so a failing observer can neither
+        # hang them nor stop this thread.
         self._release(group, None)
+        for callback in self.on_commit:
+            try:
+                callback(batches)
+            except Exception:
+                log.exception("on_commit callback failed")
 
     def _release(self, group: list[Submission], error: Exception | None) -> None:
         with self._lock:

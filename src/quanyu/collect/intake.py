@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -14,10 +15,10 @@ import orjson
 from quanyu.collect.backlog import BacklogGauge
 from quanyu.collect.committer import GroupCommitter, Submission
 from quanyu.collect.messages import Envelope, MessageError, complete
-from quanyu.collect.quarantine import Quarantine, QuarantineEntry, Reject
+from quanyu.collect.quarantine import QUARANTINED, Quarantine, QuarantineEntry, Reject
 from quanyu.collect.queue import QueuedBatch
 from quanyu.collect.sources import SourceInfo
-from quanyu.errors import NotFound
+from quanyu.errors import Conflict, NotFound
 
 
 @dataclass
@@ -66,7 +67,16 @@ class Intake:
         entries = self.quarantine.get_many(workspace_id, ids)
         missing = sorted(set(ids) - {e.id for e in entries})
         if missing:
-            raise NotFound(f"隔离记录不存在 / quarantine entries not found: {missing}", code="quarantine_not_found")
+            raise NotFound(
+                f"隔离记录不存在 / quarantine entries not found: {missing}", code="quarantine_not_found"
+            )
+        done = sorted(e.id for e in entries if e.status != QUARANTINED)
+        if done:
+            raise Conflict(
+                f"隔离记录已重放 / quarantine entries were already replayed: {done}",
+                code="already_replayed",
+                details={"ids": done},
+            )
         self.backlog.check(workspace_id)
         by_source: dict[tuple[str, datetime], list[bytes]] = defaultdict(list)
         replayed: list[int] = []
@@ -83,12 +93,22 @@ class Intake:
         return {"replayed": replayed, "failed": failed}
 
 
+_REPLAY_NAMESPACE = uuid.UUID("6f1c3c52-6a0e-4a57-9f0d-5175616e7975")
+
+
 def _recheck(entry: QuarantineEntry, corrected: Any) -> bytes:
     if corrected is None:
         try:
             corrected = orjson.loads(entry.payload)
         except orjson.JSONDecodeError as exc:
             raise MessageError("invalid_message", "隔离内容不是 JSON / stored payload is not JSON") from exc
+    if isinstance(corrected, dict) and not corrected.get("messageId"):
+        # Derived from the entry, so replaying the same entry twice (two operators, a retried
+        # request) is deduplicated downstream instead of storing the event twice.
+        corrected = {
+            **corrected,
+            "messageId": str(uuid.uuid5(_REPLAY_NAMESPACE, f"{entry.workspace_id}/{entry.id}")),
+        }
     return complete(corrected, None, Envelope(), entry.received_at)
 
 

@@ -59,7 +59,12 @@ def complete(item: Any, kind: str | None, envelope: Envelope, received_at: datet
     _settle_times(item, received_at)
     if not item.get("messageId"):
         item["messageId"] = str(uuid.uuid4())
-    encoded = orjson.dumps(item)
+    try:
+        encoded = orjson.dumps(item)
+    except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson's 254 levels
+        raise MessageError(
+            "invalid_field", f"消息无法编码（嵌套过深？）/ message cannot be encoded: {exc}"
+        ) from None
     if len(encoded) > MAX_EVENT_BYTES:
         raise MessageError(
             "event_too_large", f"单条消息超过 32KB / message is {len(encoded)} bytes, over the 32 KB limit"
@@ -81,13 +86,17 @@ def _normalise_ids(item: dict[str, Any]) -> None:
         item[key] = text
     message_id = item.get("messageId")
     if message_id is not None and (not isinstance(message_id, str) or len(message_id) > MAX_ID_LENGTH):
-        raise MessageError("invalid_field", "messageId 必须是不超过 255 字符的字符串 / messageId must be a string")
+        raise MessageError(
+            "invalid_field", "messageId 必须是不超过 255 字符的字符串 / messageId must be a string"
+        )
 
 
 def _check_required(item: dict[str, Any], mtype: str) -> None:
     if mtype == "alias":
         if not item.get("userId") or not item.get("previousId"):
-            raise MessageError("missing_field", "alias 需要 userId 和 previousId / alias needs userId and previousId")
+            raise MessageError(
+                "missing_field", "alias 需要 userId 和 previousId / alias needs userId and previousId"
+            )
         return
     if not item.get("userId") and not item.get("anonymousId"):
         raise MessageError(
@@ -129,7 +138,14 @@ def _settle_times(item: dict[str, Any], received_at: datetime) -> None:
         item["timestamp"] = received_at.isoformat()
         item.pop("originalTimestamp", None)
     else:
-        corrected = received_at - (sent - client) if sent is not None else client
+        corrected = client
+        if sent is not None:
+            try:
+                corrected = received_at - (sent - client)
+            except OverflowError:
+                # A skew of thousands of years is a broken client clock, not a real skew: keep
+                # the client's own time (it will be flagged as implausible downstream).
+                corrected = client
         item["originalTimestamp"] = client.isoformat()
         item["timestamp"] = corrected.isoformat()
     if sent is not None:

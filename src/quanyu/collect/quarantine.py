@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from quanyu.store.models import QuarantinedEvent
 from quanyu.store.times import as_utc
+from quanyu.store.engine import reading
 
 QUARANTINED = "quarantined"
 REPLAYED = "replayed"
@@ -63,7 +64,12 @@ class Quarantine:
             conn.execute(QuarantinedEvent.__table__.insert(), [_row(r) for r in rejects])
 
     def list(
-        self, workspace_id: str, *, status: str | None = QUARANTINED, limit: int = 100, before_id: int | None = None
+        self,
+        workspace_id: str,
+        *,
+        status: str | None = QUARANTINED,
+        limit: int = 100,
+        before_id: int | None = None,
     ) -> list[QuarantineEntry]:
         q = QuarantinedEvent
         stmt = select(q.__table__).where(q.workspace_id == workspace_id)
@@ -71,27 +77,29 @@ class Quarantine:
             stmt = stmt.where(q.status == status)
         if before_id is not None:
             stmt = stmt.where(q.id < before_id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(stmt.order_by(q.id.desc()).limit(limit)).all()
         return [_entry(r) for r in rows]
 
     def get_many(self, workspace_id: str, ids: Sequence[int]) -> list[QuarantineEntry]:
         q = QuarantinedEvent
         stmt = select(q.__table__).where(q.workspace_id == workspace_id, q.id.in_(list(ids))).order_by(q.id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [_entry(r) for r in conn.execute(stmt)]
 
     def mark_replayed_in(self, conn: Connection, ids: Sequence[int]) -> None:
         if ids:
             q = QuarantinedEvent
             conn.execute(
-                update(q).where(q.id.in_(list(ids))).values(status=REPLAYED, replayed_at=datetime.now(UTC))
+                update(q)
+                .where(q.id.in_(list(ids)), q.status == QUARANTINED)
+                .values(status=REPLAYED, replayed_at=datetime.now(UTC))
             )
 
     def count(self, workspace_id: str, status: str = QUARANTINED) -> int:
         q = QuarantinedEvent
         stmt = select(func.count()).where(q.workspace_id == workspace_id, q.status == status)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(stmt).scalar_one())
 
 
@@ -110,7 +118,14 @@ def _row(r: Reject) -> dict[str, object]:
 
 def _entry(r: Any) -> QuarantineEntry:
     return QuarantineEntry(
-        r.id, r.workspace_id, r.source_id, as_utc(r.received_at), r.code, r.reason, r.payload, r.status,
+        r.id,
+        r.workspace_id,
+        r.source_id,
+        as_utc(r.received_at),
+        r.code,
+        r.reason,
+        r.payload,
+        r.status,
         as_utc(r.replayed_at) if r.replayed_at else None,
     )
 

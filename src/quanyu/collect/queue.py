@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from quanyu.store.models import IngestBatch, PipelineCounter
 from quanyu.store.times import as_utc
 from quanyu.store.upsert import increment
+from quanyu.store.engine import reading
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,15 @@ class IngestQueue:
         with self.engine.begin() as conn:
             self.append_in(conn, batches)
 
-    def claim(self, max_events: int, after_id: int | None = None, max_batches: int = 2_000) -> list[ClaimedBatch]:
+    def claim(
+        self, max_events: int, after_id: int | None = None, max_batches: int = 2_000
+    ) -> list[ClaimedBatch]:
         """The oldest batches (past `after_id`), in id order, up to `max_events` (at least one)."""
         t = IngestBatch
         heads_stmt = select(t.id, t.event_count).order_by(t.id).limit(max_batches)
         if after_id is not None:
             heads_stmt = heads_stmt.where(t.id > after_id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             heads = conn.execute(heads_stmt).all()
             ids = _take(heads, max_events)
             if not ids:
@@ -100,11 +103,11 @@ class IngestQueue:
     def backlog(self) -> dict[str, Backlog]:
         t = IngestBatch
         stmt = select(t.workspace_id, func.sum(t.event_count), func.count()).group_by(t.workspace_id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return {ws: Backlog(int(events or 0), int(n)) for ws, events, n in conn.execute(stmt)}
 
     def counters(self) -> dict[str, PipelineCounter]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(select(PipelineCounter.__table__)).all()
         return {r.workspace_id: r for r in rows}  # type: ignore[misc]
 

@@ -18,6 +18,7 @@ from quanyu.errors import InvalidInput, NotFound
 from quanyu.org.credentials import digest, hint, new_id, new_secret
 from quanyu.org.vault import Vault
 from quanyu.store.models import Source
+from quanyu.store.engine import reading
 
 
 @dataclass(frozen=True)
@@ -115,22 +116,22 @@ class Sources:
 
     def list(self, workspace_id: str) -> list[SourceInfo]:
         stmt = select(Source).where(Source.workspace_id == workspace_id).order_by(Source.created_at)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [self._to_info(r._mapping) for r in conn.execute(stmt)]
 
     def all(self) -> list[SourceInfo]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [self._to_info(r._mapping) for r in conn.execute(select(Source))]
 
     def secret_settings(self, workspace_id: str, source_id: str) -> dict[str, str]:
         stmt = select(Source.secrets).where(Source.id == source_id, Source.workspace_id == workspace_id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             sealed = conn.execute(stmt).scalar_one_or_none()
         return self.vault.open(sealed)
 
     def _one(self, *where: Any) -> SourceInfo | None:
         stmt = select(Source).where(*where, Source.disabled_at.is_(None))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(stmt).first()
         return self._to_info(row._mapping) if row else None
 

@@ -42,15 +42,21 @@ class SendStats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def run_demo(settings: Settings, *, people: int, seed: int, serve: bool, reset: bool, as_json: bool) -> dict[str, Any]:
+def run_demo(
+    settings: Settings, *, people: int, seed: int, serve: bool, reset: bool, as_json: bool
+) -> dict[str, Any]:
     data_dir = settings.data_dir
     _prepare_dir(data_dir, reset)
     creds = _init(settings)
     server = _start_server(data_dir, settings.port)
     try:
-        api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {creds['api_token']}"}, timeout=60)
+        api = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {creds['api_token']}"}, timeout=60
+        )
         started = time.perf_counter()
-        with console.status(f"生成演示品牌 / generating {BRAND_NAME} with {people:,} people…", spinner="dots"):
+        with console.status(
+            f"生成演示品牌 / generating {BRAND_NAME} with {people:,} people…", spinner="dots"
+        ):
             brand = generate_brand(people, seed=seed)
         generated_s = time.perf_counter() - started
         _write_ground_truth(data_dir / "ground_truth.csv", brand)
@@ -94,7 +100,9 @@ def run_demo(settings: Settings, *, people: int, seed: int, serve: bool, reset: 
 def _prepare_dir(data_dir: Path, reset: bool) -> None:
     existing = [data_dir / name for name in _STORE_FILES if (data_dir / name).exists()]
     if existing and not reset:
-        raise InvalidInput(f"{data_dir} 已有数据，使用 --reset 重新开始 / already holds data: pass --reset to start over")
+        raise InvalidInput(
+            f"{data_dir} 已有数据，使用 --reset 重新开始 / already holds data: pass --reset to start over"
+        )
     for path in existing:
         path.unlink()
 
@@ -186,10 +194,14 @@ def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], quiet: bool) -> 
     return stats
 
 
-def _post_batch(client: httpx.Client, write_key: str, messages: list[dict[str, Any]], stats: SendStats) -> None:
+def _post_batch(
+    client: httpx.Client, write_key: str, messages: list[dict[str, Any]], stats: SendStats
+) -> None:
     body = orjson.dumps({"batch": messages})
     for attempt in range(30):
-        resp = client.post("/v1/batch", content=body, auth=(write_key, ""), headers={"Content-Type": "application/json"})
+        resp = client.post(
+            "/v1/batch", content=body, auth=(write_key, ""), headers={"Content-Type": "application/json"}
+        )
         if resp.status_code == 200:
             result = resp.json()
             with stats.lock:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 from quanyu.errors import NotFound, Unauthorized
 from quanyu.org.credentials import digest, new_id, new_secret
 from quanyu.store.models import ApiToken, Workspace
+from quanyu.store.engine import reading
 
 ADMIN_SCOPE = "admin"
 
@@ -59,21 +60,21 @@ class Workspaces:
         stmt = select(ApiToken.id, ApiToken.workspace_id, ApiToken.scope).where(
             ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None)
         )
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(stmt).first()
         if row is None:
             raise Unauthorized("管理令牌无效 / invalid or revoked API token", code="invalid_token")
         return TokenIdentity(row.id, row.workspace_id, row.scope)
 
     def get(self, workspace_id: str) -> WorkspaceInfo:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(Workspace).where(Workspace.id == workspace_id)).first()
         if row is None:
             raise NotFound(f"工作空间不存在 / workspace {workspace_id} not found")
         return WorkspaceInfo(row.id, row.name, row.timezone)
 
     def all(self) -> list[WorkspaceInfo]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(select(Workspace).order_by(Workspace.created_at)).all()
         return [WorkspaceInfo(r.id, r.name, r.timezone) for r in rows]
 

@@ -61,7 +61,9 @@ class PipelineConfig:
 
 
 class Pipeline:
-    def __init__(self, queue: IngestQueue, warehouse: Warehouse, sources: Sources, config: PipelineConfig) -> None:
+    def __init__(
+        self, queue: IngestQueue, warehouse: Warehouse, sources: Sources, config: PipelineConfig
+    ) -> None:
         self.queue = queue
         self.warehouse = warehouse
         self.sources = sources
@@ -123,7 +125,17 @@ class Pipeline:
             self._sources = {s.id: s for s in self.sources.all()}
             source = self._sources.get(b.source_id)
         if source is None:  # a source deleted after its events were accepted
-            return (b.id, b.workspace_id, b.source_id, "server", "server", "private", "online", b.received_at, b.payload)
+            return (
+                b.id,
+                b.workspace_id,
+                b.source_id,
+                "server",
+                "server",
+                "private",
+                "online",
+                b.received_at,
+                b.payload,
+            )
         return (b.id, b.workspace_id, b.source_id, source.type, source.channel, source.domain, source.presence,
                 b.received_at, b.payload)  # fmt: skip
 

@@ -8,7 +8,9 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def increment(conn: Connection, table: Table, key: dict[str, Any], deltas: dict[str, int], **sets: Any) -> None:
+def increment(
+    conn: Connection, table: Table, key: dict[str, Any], deltas: dict[str, int], **sets: Any
+) -> None:
     """Add `deltas` to the row identified by `key`, creating it first if needed."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table).values(**key, **deltas, **sets)

@@ -42,7 +42,6 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-
 def event_stats(warehouse: Warehouse, workspace_id: str) -> dict[str, Any]:
     rows = warehouse.execute(channel_stats(warehouse.table("events"), workspace_id)).to_pylist()
     for row in rows:

@@ -111,10 +111,14 @@ class DuckDBWarehouse:
     def applied_batches(self, batch_ids: list[int]) -> set[int]:
         if not batch_ids:
             return set()
-        rows = self._cursor().execute(
-            "SELECT batch_id FROM applied_batches WHERE batch_id BETWEEN $lo AND $hi",
-            {"lo": min(batch_ids), "hi": max(batch_ids)},
-        ).fetchall()
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT batch_id FROM applied_batches WHERE batch_id BETWEEN $lo AND $hi",
+                {"lo": min(batch_ids), "hi": max(batch_ids)},
+            )
+            .fetchall()
+        )
         return {int(r[0]) for r in rows} & set(batch_ids)
 
     def close(self) -> None:

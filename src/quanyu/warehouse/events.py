@@ -66,7 +66,9 @@ def browse(events: ibis.Table, flt: EventFilter, cursor: Cursor | None, limit: i
         preds.append(events.timestamp < flt.until)
     if cursor is not None:
         at = ibis.literal(EPOCH + timedelta(microseconds=cursor.timestamp_us), type="timestamp('UTC')")
-        preds.append((events.timestamp < at) | ((events.timestamp == at) & (events.message_id < cursor.message_id)))
+        preds.append(
+            (events.timestamp < at) | ((events.timestamp == at) & (events.message_id < cursor.message_id))
+        )
     return events.filter(*preds).order_by([events.timestamp.desc(), events.message_id.desc()]).limit(limit)
 
 

@@ -50,13 +50,17 @@ async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     encoded = request.headers.get("content-encoding", "identity").lower() not in ("", "identity")
     if declared and declared.isdigit() and int(declared) > limit and not encoded:
-        raise PayloadTooLarge(f"请求体超过 {limit} 字节 / body exceeds {limit} bytes", code="request_too_large")
+        raise PayloadTooLarge(
+            f"请求体超过 {limit} 字节 / body exceeds {limit} bytes", code="request_too_large"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"请求体超过 {limit} 字节 / body exceeds {limit} bytes", code="request_too_large")
+            raise PayloadTooLarge(
+                f"请求体超过 {limit} 字节 / body exceeds {limit} bytes", code="request_too_large"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 

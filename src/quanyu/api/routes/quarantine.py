@@ -30,7 +30,10 @@ def list_quarantine(
     entries = platform.quarantine.list(
         caller.workspace_id, status=None if status == "all" else status, limit=limit, before_id=before_id
     )
-    return {"items": [e.public() for e in entries], "next_before_id": entries[-1].id if len(entries) == limit else None}
+    return {
+        "items": [e.public() for e in entries],
+        "next_before_id": entries[-1].id if len(entries) == limit else None,
+    }
 
 
 @router.post("/replay", operation_id="replay_quarantine")
