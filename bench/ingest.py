@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dataset import median, messages, raw_ceiling  # noqa: E402
+from dataset import median, messages, raw_ceiling
 
 QUANYU = str(Path(sys.executable).with_name("quanyu"))
 

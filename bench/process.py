@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dataset import median, messages, raw_ceiling  # noqa: E402
-
-from quanyu.collect.messages import Envelope, complete  # noqa: E402
-from quanyu.collect.queue import QueuedBatch  # noqa: E402
-from quanyu.platform import Platform  # noqa: E402
-from quanyu.settings import Settings  # noqa: E402
+from dataset import median, messages, raw_ceiling
+from quanyu.collect.messages import Envelope, complete
+from quanyu.collect.queue import QueuedBatch
+from quanyu.platform import Platform
+from quanyu.settings import Settings
 
 
 def fill_queue(platform: Platform, msgs: list[dict], batch: int) -> tuple[int, int]:

@@ -157,11 +157,6 @@ def _accept(platform: Platform, workspace_id: str, source_id: str, messages: lis
     assert not receipt.quarantined
 
 
-@pytest.mark.xfail(
-    reason="bug: pipeline counters are updated outside the warehouse transaction; batches recovered after a "
-    "crash are never counted as processed (src/quanyu/pipeline/worker.py Pipeline._apply)",
-    strict=True,
-)
 def test_crash_between_warehouse_commit_and_queue_cleanup_keeps_counts_right(tmp_path: Path) -> None:
     """The window exactly-once is about: the warehouse committed, the process died before the
     queue rows were deleted. After a restart the events are stored once and the status still

@@ -10,9 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from quanyu.api.responses import JSONBytes
 from starlette.exceptions import HTTPException
 
+from quanyu.api.responses import JSONBytes
 from quanyu.errors import Overloaded, QuanyuError
 
 log = logging.getLogger(__name__)

@@ -61,26 +61,26 @@ class ApiBackend:
         return resp.json()
 
     def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/sources", json={"name": name, "type": type_, "settings": settings})  # type: ignore[no-any-return]
+        return self._call("POST", "/api/v1/sources", json={"name": name, "type": type_, "settings": settings})
 
     def list_sources(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/sources")  # type: ignore[no-any-return]
+        return self._call("GET", "/api/v1/sources")
 
     def pipeline_status(self) -> dict[str, Any]:
-        return self._call("GET", "/api/v1/pipeline/status")  # type: ignore[no-any-return]
+        return self._call("GET", "/api/v1/pipeline/status")
 
     def pipeline_run(self) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/pipeline/run")  # type: ignore[no-any-return]
+        return self._call("POST", "/api/v1/pipeline/run")
 
     def quarantine_list(self, status: str, limit: int) -> dict[str, Any]:
-        return self._call("GET", "/api/v1/quarantine", params={"status": status, "limit": limit})  # type: ignore[no-any-return]
+        return self._call("GET", "/api/v1/quarantine", params={"status": status, "limit": limit})
 
     def quarantine_replay(self, ids: list[int]) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/quarantine/replay", json={"ids": ids})  # type: ignore[no-any-return]
+        return self._call("POST", "/api/v1/quarantine/replay", json={"ids": ids})
 
     def events(self, params: dict[str, Any]) -> dict[str, Any]:
         clean = {k: v for k, v in params.items() if v is not None}
-        return self._call("GET", "/api/v1/events", params=clean)  # type: ignore[no-any-return]
+        return self._call("GET", "/api/v1/events", params=clean)
 
     def close(self) -> None:
         self.http.close()

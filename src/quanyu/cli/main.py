@@ -46,11 +46,10 @@ def _guard(as_json: bool) -> Any:
         def __enter__(self) -> None:
             return None
 
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             if isinstance(exc, QuanyuError):
                 fail(exc.message, exc.code, as_json)
                 raise typer.Exit(1)
-            return False
 
     return _Guard()
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from quanyu.collect.queue import IngestQueue, QueuedBatch
 from quanyu.collect.quarantine import Quarantine, Reject
+from quanyu.collect.queue import IngestQueue, QueuedBatch
 from quanyu.errors import Overloaded, StorageUnavailable
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from quanyu.store.engine import reading
 from quanyu.store.models import QuarantinedEvent
 from quanyu.store.times import as_utc
-from quanyu.store.engine import reading
 
 QUARANTINED = "quarantined"
 REPLAYED = "replayed"
@@ -70,7 +71,7 @@ class Quarantine:
         status: str | None = QUARANTINED,
         limit: int = 100,
         before_id: int | None = None,
-    ) -> list[QuarantineEntry]:
+    ) -> builtins.list[QuarantineEntry]:
         q = QuarantinedEvent
         stmt = select(q.__table__).where(q.workspace_id == workspace_id)
         if status:
@@ -81,7 +82,7 @@ class Quarantine:
             rows = conn.execute(stmt.order_by(q.id.desc()).limit(limit)).all()
         return [_entry(r) for r in rows]
 
-    def get_many(self, workspace_id: str, ids: Sequence[int]) -> list[QuarantineEntry]:
+    def get_many(self, workspace_id: str, ids: Sequence[int]) -> builtins.list[QuarantineEntry]:
         q = QuarantinedEvent
         stmt = select(q.__table__).where(q.workspace_id == workspace_id, q.id.in_(list(ids))).order_by(q.id)
         with reading(self.engine) as conn:

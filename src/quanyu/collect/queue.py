@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, delete, func, select
 
+from quanyu.store.engine import reading
 from quanyu.store.models import IngestBatch, PipelineCounter
 from quanyu.store.times import as_utc
 from quanyu.store.upsert import increment
-from quanyu.store.engine import reading
 
 
 @dataclass(frozen=True)

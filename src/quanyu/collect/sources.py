@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +18,8 @@ from quanyu.collect.source_types import (
 from quanyu.errors import InvalidInput, NotFound
 from quanyu.org.credentials import digest, hint, new_id, new_secret
 from quanyu.org.vault import Vault
-from quanyu.store.models import Source
 from quanyu.store.engine import reading
+from quanyu.store.models import Source
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,12 @@ class Sources:
             raise NotFound(f"来源不存在 / source {source_id} not found", code="source_not_found")
         return info
 
-    def list(self, workspace_id: str) -> list[SourceInfo]:
+    def list(self, workspace_id: str) -> builtins.list[SourceInfo]:
         stmt = select(Source).where(Source.workspace_id == workspace_id).order_by(Source.created_at)
         with reading(self.engine) as conn:
             return [self._to_info(r._mapping) for r in conn.execute(stmt)]
 
-    def all(self) -> list[SourceInfo]:
+    def all(self) -> builtins.list[SourceInfo]:
         with reading(self.engine) as conn:
             return [self._to_info(r._mapping) for r in conn.execute(select(Source))]
 

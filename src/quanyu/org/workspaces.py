@@ -9,8 +9,8 @@ from sqlalchemy import Engine, select
 
 from quanyu.errors import NotFound, Unauthorized
 from quanyu.org.credentials import digest, new_id, new_secret
-from quanyu.store.models import ApiToken, Workspace
 from quanyu.store.engine import reading
+from quanyu.store.models import ApiToken, Workspace
 
 ADMIN_SCOPE = "admin"
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from quanyu.collect.source_types import CHANNELS, DOMAINS, PRESENCES
 from quanyu.warehouse.events import events_table
-from quanyu.warehouse.schema import EVENTS, TS
+from quanyu.warehouse.schema import TS
 
 BATCHES = "_quanyu_batches"
 

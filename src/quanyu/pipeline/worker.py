@@ -107,15 +107,15 @@ class Pipeline:
             return None
         done = self.warehouse.applied_batches([b.id for b in claimed])
         fresh = [b for b in claimed if b.id not in done]
-        return _Work(claimed, fresh, {BATCHES: batch_table([self._batch_row(b) for b in fresh])})
+        return _Work(claimed, fresh, done, {BATCHES: batch_table([self._batch_row(b) for b in fresh])})
 
     def _apply(self, work: _Work) -> StepResult:
         cfg = self.config
-        result = StepResult(recovered_batches=len(work.claimed) - len(work.fresh))
+        inserted: dict[int, int] = {}
         if work.fresh:
             rows = new_events(cfg.future_after, cfg.past_before, datetime.now(UTC) - cfg.dedupe_window)
             inserted = self.warehouse.append("events", rows, work.inputs, [b.id for b in work.fresh])
-            result = _tally(work.fresh, inserted, result.recovered_batches)
+        result = _tally(work, inserted)
         self.queue.complete([b.id for b in work.claimed], result.tallies)
         return result
 
@@ -144,6 +144,8 @@ class Pipeline:
 class _Work:
     claimed: list[ClaimedBatch]
     fresh: list[ClaimedBatch]
+    # Batches the warehouse already holds (a crash hit after its commit), with their counts.
+    recovered: dict[int, int]
     inputs: dict[str, pa.Table]
 
     @property
@@ -151,15 +153,17 @@ class _Work:
         return self.claimed[-1].id
 
 
-def _tally(batches: list[ClaimedBatch], inserted: dict[str, int], recovered: int) -> StepResult:
+def _tally(work: _Work, inserted: dict[int, int]) -> StepResult:
+    """Counters per workspace. Recovered batches count with what they inserted before the
+    crash, so the status stays right; the step result reports only this step's own work."""
     tallies: dict[str, Tally] = defaultdict(Tally)
-    for b in batches:
-        tallies[b.workspace_id].batches += 1
-        tallies[b.workspace_id].duplicates += b.event_count
-    for ws, tally in tallies.items():
-        # Whatever the warehouse did not insert was a repeat of a stored messageId.
-        tally.processed = inserted.get(ws, 0)
-        tally.duplicates -= tally.processed
-    events = sum(b.event_count for b in batches)
+    for b in work.claimed:
+        new = inserted[b.id] if b.id in inserted else work.recovered.get(b.id, 0)
+        tally = tallies[b.workspace_id]
+        tally.batches += 1
+        tally.processed += new
+        tally.duplicates += b.event_count - new
+    events = sum(b.event_count for b in work.fresh)
     total = sum(inserted.values())
-    return StepResult(len(batches), events, total, events - total, recovered, dict(tallies))
+    recovered = len(work.claimed) - len(work.fresh)
+    return StepResult(len(work.fresh), events, total, events - total, recovered, dict(tallies))

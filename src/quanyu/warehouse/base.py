@@ -19,12 +19,14 @@ class Warehouse(Protocol):
 
     def append(
         self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
-    ) -> dict[str, int]:
+    ) -> dict[int, int]:
         """Insert the rows of `rows` (which reads the named Arrow `inputs`) into `target` and
-        record `batch_ids` as applied, in one transaction. Returns rows inserted per workspace."""
+        record `batch_ids` as applied, in one transaction. Returns rows inserted per batch id."""
         ...
 
-    def applied_batches(self, batch_ids: list[int]) -> set[int]: ...
+    def applied_batches(self, batch_ids: list[int]) -> dict[int, int]:
+        """Of `batch_ids`, those already applied, with the rows each one inserted."""
+        ...
 
     def close(self) -> None: ...
 

@@ -12,7 +12,8 @@ from quanyu.warehouse.events import Cursor, EventFilter, browse, channel_stats, 
 from quanyu.warehouse.schema import JSON_COLUMNS
 
 ITEM_FIELDS = (
-    "message_id", "type", "event", "name", "user_id", "anonymous_id", "timestamp", "received_at",
+    "message_id", "type", "event", "name", "user_id", "anonymous_id", "group_id", "previous_id",
+    "timestamp", "received_at",
     "timestamp_flag", "source_id", "source_type", "channel", "domain", "presence", "utm_campaign",
     "utm_source", "utm_medium", "store_id", "guide_id", "order_id", "amount", "currency",
     "line_items", "properties", "traits", "context",

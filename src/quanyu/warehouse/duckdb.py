@@ -15,7 +15,6 @@ from ibis.backends.sql.compilers.duckdb import compiler
 from quanyu.errors import QuanyuError, StorageUnavailable
 from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS
 
-
 # Of rows sharing (workspace, messageId) among the batches just appended, keep the first one.
 _DROP_REPEATS = """
 DELETE FROM events WHERE rowid IN (
@@ -25,12 +24,12 @@ DELETE FROM events WHERE rowid IN (
         FROM events WHERE list_contains($ids, batch_id)
     ) WHERE n > 1
 )
-RETURNING workspace_id
+RETURNING batch_id
 """
 
 
-def _count(rows: pa.Table) -> dict[str, int]:
-    return {c["values"]: int(c["counts"]) for c in rows.column("workspace_id").value_counts().to_pylist()}
+def _count(rows: pa.Table) -> dict[int, int]:
+    return {int(c["values"]): int(c["counts"]) for c in rows.column("batch_id").value_counts().to_pylist()}
 
 
 class WarehouseLocked(QuanyuError):
@@ -70,6 +69,10 @@ class DuckDBWarehouse:
         for name, schema in (("events", EVENTS), ("applied_batches", APPLIED_BATCHES)):
             if name not in existing:
                 backend.create_table(name, schema=schema)
+        # Files written before per-batch counts were recorded.
+        self._cursor().execute(
+            "ALTER TABLE applied_batches ADD COLUMN IF NOT EXISTS inserted BIGINT DEFAULT 0"
+        )
 
     def table(self, name: str) -> ibis.Table:
         return self._ibis().table(name)
@@ -83,18 +86,25 @@ class DuckDBWarehouse:
 
     def append(
         self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
-    ) -> dict[str, int]:
+    ) -> dict[int, int]:
         cur = self._cursor()
-        insert = sqlglot.exp.insert(compiler.to_sqlglot(rows), target, returning="workspace_id").sql("duckdb")
+        insert = sqlglot.exp.insert(compiler.to_sqlglot(rows), target, returning="batch_id").sql("duckdb")
         for name, table in inputs.items():
             cur.register(name, table)
         try:
             cur.execute("BEGIN TRANSACTION")
             inserted = cur.execute(insert).to_arrow_table()
             repeated = cur.execute(_DROP_REPEATS, {"ids": batch_ids}).to_arrow_table()
+            counts = _count(inserted)
+            for batch_id, n in _count(repeated).items():
+                counts[batch_id] -= n
             cur.execute(
-                "INSERT INTO applied_batches SELECT unnest($ids), $now",
-                {"ids": batch_ids, "now": datetime.now(UTC)},
+                "INSERT INTO applied_batches SELECT unnest($ids), $now, unnest($inserted)",
+                {
+                    "ids": batch_ids,
+                    "now": datetime.now(UTC),
+                    "inserted": [counts.get(i, 0) for i in batch_ids],
+                },
             )
             cur.execute("COMMIT")
         except duckdb.Error as exc:
@@ -103,23 +113,21 @@ class DuckDBWarehouse:
         finally:
             for name in inputs:
                 cur.unregister(name)
-        counts = _count(inserted)
-        for ws, n in _count(repeated).items():
-            counts[ws] -= n
-        return counts
+        return {i: counts.get(i, 0) for i in batch_ids}
 
-    def applied_batches(self, batch_ids: list[int]) -> set[int]:
+    def applied_batches(self, batch_ids: list[int]) -> dict[int, int]:
         if not batch_ids:
-            return set()
+            return {}
         rows = (
             self._cursor()
             .execute(
-                "SELECT batch_id FROM applied_batches WHERE batch_id BETWEEN $lo AND $hi",
+                "SELECT batch_id, inserted FROM applied_batches WHERE batch_id BETWEEN $lo AND $hi",
                 {"lo": min(batch_ids), "hi": max(batch_ids)},
             )
             .fetchall()
         )
-        return {int(r[0]) for r in rows} & set(batch_ids)
+        wanted = set(batch_ids)
+        return {int(b): int(n or 0) for b, n in rows if b in wanted}
 
     def close(self) -> None:
         self._con.close()

@@ -49,6 +49,9 @@ EVENTS = ibis.schema(
     }
 )
 
-APPLIED_BATCHES = ibis.schema({"batch_id": dt.int64, "applied_at": TS})
+# One row per queue batch the warehouse holds, written in the same transaction as its events,
+# with how many of its events were new (the rest repeated a stored messageId): after a crash
+# the pipeline recovers both the fact and the counts from here.
+APPLIED_BATCHES = ibis.schema({"batch_id": dt.int64, "applied_at": TS, "inserted": dt.int64})
 
 JSON_COLUMNS = ("line_items", "properties", "traits", "context")

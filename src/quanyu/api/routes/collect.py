@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from quanyu.api.responses import JSONBytes
 
 from quanyu.api.deps import get_platform
+from quanyu.api.responses import JSONBytes
 from quanyu.collect.body import decode_body, parse_json
 from quanyu.collect.limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from quanyu.collect.messages import Envelope
@@ -84,7 +84,7 @@ def _unwrap_batch(body: dict[str, Any]) -> tuple[list[Any], Envelope]:
     )
 
 
-def _route(kind: str | None):  # type: ignore[no-untyped-def]
+def _route(kind: str | None) -> Any:
     async def endpoint(request: Request) -> JSONBytes:
         return await _collect(request, kind)
 
