@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,3 +53,17 @@ class Settings(BaseSettings):
     @property
     def resolved_warehouse_url(self) -> str:
         return self.warehouse_url or f"duckdb:///{(self.data_dir / 'warehouse.duckdb').resolve()}"
+
+
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment plus `values`; bad values raise one readable error."""
+    from quanyu.errors import InvalidInput
+
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"QUANYU_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise InvalidInput(f"设置无效 / invalid settings: {problems}", code="invalid_settings") from None

@@ -90,3 +90,16 @@ def test_commands_go_through_the_api_when_a_server_holds_the_data_dir(
     assert (event["channel"], event["presence"]) == ("pos", "offline")
     missing_token = run_cli("events", "tail", "--data-dir", d, check=False)
     assert missing_token.returncode == 1 and "QUANYU_API_TOKEN" in missing_token.stderr
+
+
+def test_invalid_settings_are_a_readable_error_not_a_traceback(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    human = run_cli("init", "--data-dir", d, env={"QUANYU_PORT": "abc"}, check=False)
+    assert human.returncode == 1
+    assert "Traceback" not in human.stderr + human.stdout
+    assert "QUANYU_PORT" in human.stderr and "错误 / error" in human.stderr
+    scripted = run_cli("init", "--data-dir", d, "--json", env={"QUANYU_DEDUPE_WINDOW_DAYS": "3"}, check=False)
+    assert scripted.returncode == 1
+    error = json.loads(scripted.stderr)  # stdout carries only successful output
+    assert error["code"] == "invalid_settings" and "QUANYU_DEDUPE_WINDOW_DAYS" in error["message"]
+    assert not Path(d, "quanyu.db").exists()  # nothing was created from a bad configuration

@@ -11,7 +11,7 @@ import typer
 from quanyu.cli.backend import open_backend
 from quanyu.cli.output import console, emit_json, fail, pairs, table
 from quanyu.errors import InvalidInput, QuanyuError
-from quanyu.settings import Settings
+from quanyu.settings import Settings, load_settings
 
 app = typer.Typer(help="全域 Quanyu: 全渠道客户数据与营销平台 / omnichannel CDP", no_args_is_help=True)
 sources_app = typer.Typer(help="来源管理 / manage sources", no_args_is_help=True)
@@ -36,7 +36,7 @@ def _settings(data_dir: Path | None, **extra: Any) -> Settings:
     values = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return Settings(**values)
+    return load_settings(**values)
 
 
 def _guard(as_json: bool) -> Any:
