@@ -37,10 +37,12 @@ def fill_queue(platform: Platform, msgs: list[dict], batch: int) -> tuple[int, i
     rnd.shuffle(stream)
     batches = []
     for i in range(0, len(stream), batch):
-        parts = [complete(dict(m), None, Envelope(), now) for m in stream[i : i + batch]]
+        # As the collector does: one copy of a messageId per queued batch.
+        chunk = list({m["messageId"]: m for m in reversed(stream[i : i + batch])}.values())[::-1]
+        parts = [complete(dict(m), None, Envelope(), now) for m in chunk]
         batches.append(QueuedBatch(ws.id, source.id, now, len(parts), b"[" + b",".join(parts) + b"]"))
     platform.queue.append(batches)
-    return len(stream), len(msgs)
+    return sum(b.event_count for b in batches), len(msgs)
 
 
 def one_run(msgs: list[dict], batch: int) -> tuple[float, int]:

@@ -57,6 +57,7 @@ class Platform:
             s = self.settings
             config = PipelineConfig(
                 batch_events=s.pipeline_batch_events,
+                batch_bytes=s.pipeline_batch_bytes,
                 dedupe_window=timedelta(days=s.dedupe_window_days),
                 future_after=timedelta(hours=s.future_timestamp_hours),
                 past_before=timedelta(days=s.past_timestamp_days),

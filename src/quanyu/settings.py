@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     max_inflight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
 
     pipeline_enabled: bool = True
-    pipeline_batch_events: int = Field(default=100_000, ge=1)
+    # Micro-batches of at least two DuckDB row groups (2 x 122,880 rows) let the engine write
+    # compressed row groups while it inserts; the byte bound caps memory for large events.
+    pipeline_batch_events: int = Field(default=250_000, ge=1)
+    pipeline_batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     pipeline_interval_seconds: float = Field(default=0.5, gt=0)
     dedupe_window_days: int = Field(default=7, ge=7, description="messageId dedupe horizon (>= 7 days).")
     future_timestamp_hours: int = Field(default=24, ge=1)

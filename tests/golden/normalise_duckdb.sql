@@ -1,39 +1,39 @@
 SELECT
-  "t6"."workspace_id",
-  "t6"."message_id",
-  "t6"."type",
-  "t6"."event",
-  "t6"."name",
-  "t6"."user_id",
-  "t6"."anonymous_id",
-  "t6"."group_id",
-  "t6"."previous_id",
-  "t6"."timestamp",
-  "t6"."original_timestamp",
-  "t6"."sent_at",
-  "t6"."received_at",
-  "t6"."timestamp_flag",
-  "t6"."source_id",
-  "t6"."source_type",
-  "t6"."channel",
-  "t6"."domain",
-  "t6"."presence",
-  "t6"."utm_campaign",
-  "t6"."utm_source",
-  "t6"."utm_medium",
-  "t6"."utm_term",
-  "t6"."utm_content",
-  "t6"."store_id",
-  "t6"."guide_id",
-  "t6"."order_id",
-  "t6"."amount",
-  "t6"."currency",
-  "t6"."line_items",
-  "t6"."properties",
-  "t6"."traits",
-  "t6"."context",
-  "t6"."ip",
-  "t6"."batch_id"
+  "t9"."workspace_id",
+  "t9"."message_id",
+  "t9"."type",
+  "t9"."event",
+  "t9"."name",
+  "t9"."user_id",
+  "t9"."anonymous_id",
+  "t9"."group_id",
+  "t9"."previous_id",
+  "t9"."timestamp",
+  "t9"."original_timestamp",
+  "t9"."sent_at",
+  "t9"."received_at",
+  "t9"."timestamp_flag",
+  "t9"."source_id",
+  "t9"."source_type",
+  "t9"."channel",
+  "t9"."domain",
+  "t9"."presence",
+  "t9"."utm_campaign",
+  "t9"."utm_source",
+  "t9"."utm_medium",
+  "t9"."utm_term",
+  "t9"."utm_content",
+  "t9"."store_id",
+  "t9"."guide_id",
+  "t9"."order_id",
+  "t9"."amount",
+  "t9"."currency",
+  "t9"."line_items",
+  "t9"."properties",
+  "t9"."traits",
+  "t9"."context",
+  "t9"."ip",
+  "t9"."batch_id"
 FROM (
   SELECT
     "t3"."workspace_id",
@@ -282,7 +282,7 @@ FROM (
       ) AS "p"
     FROM "_quanyu_batches" AS "t0"
   ) AS "t3"
-) AS "t6"
+) AS "t9"
 ANTI JOIN (
   SELECT
     "t1"."workspace_id",
@@ -290,6 +290,40 @@ ANTI JOIN (
   FROM "events" AS "t1"
   WHERE
     "t1"."received_at" >= MAKE_TIMESTAMPTZ(2026, 1, 1, 0, 0, 0.0, 'UTC')
-) AS "t4"
-  ON "t6"."workspace_id" = "t4"."workspace_id"
-  AND "t6"."message_id" = "t4"."message_id"
+) AS "t5"
+  ON "t9"."workspace_id" = "t5"."workspace_id"
+  AND "t9"."message_id" = "t5"."message_id"
+ANTI JOIN (
+  SELECT
+    "t7"."workspace_id",
+    "t7"."message_id",
+    "t7"."batch_id"
+  FROM (
+    SELECT
+      "t6"."workspace_id",
+      "t6"."batch_id",
+      "t6"."message_id",
+      MIN("t6"."batch_id") OVER (
+        PARTITION BY "t6"."workspace_id", "t6"."message_id"
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ) AS "first_batch"
+    FROM (
+      SELECT
+        "t4"."workspace_id",
+        "t4"."batch_id",
+        "t4"."m"."messageId" AS "message_id"
+      FROM (
+        SELECT
+          "t0"."workspace_id",
+          "t0"."batch_id",
+          UNNEST(JSON_TRANSFORM("t0"."payload", '[{"messageId":"VARCHAR"}]')) AS "m"
+        FROM "_quanyu_batches" AS "t0"
+      ) AS "t4"
+    ) AS "t6"
+  ) AS "t7"
+  WHERE
+    "t7"."batch_id" > "t7"."first_batch"
+) AS "t11"
+  ON "t9"."workspace_id" = "t11"."workspace_id"
+  AND "t9"."message_id" = "t11"."message_id"
+  AND "t9"."batch_id" = "t11"."batch_id"

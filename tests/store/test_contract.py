@@ -308,6 +308,10 @@ def test_claim_respects_max_events_after_id_and_max_batches(engine: Engine) -> N
     assert claim(1_000, after_id=ids[-1]) == []
     assert claim(1_000, max_batches=2) == [3, 4]
     assert [c.id for c in queue.claim(1_000, ids[0])] == ids[1:]
+    # Payloads are "[3]", "[4]", "[5]", "[100]", "[1]": 3, 3, 3, 5, 3 bytes.
+    assert claim(1_000, max_bytes=9) == [3, 4, 5]
+    assert claim(1_000, max_bytes=8) == [3, 4]
+    assert claim(1_000, max_bytes=1) == [3]  # at least one batch, whatever its size
 
 
 def test_complete_deletes_and_counts_per_workspace(engine: Engine) -> None:

@@ -81,10 +81,17 @@ class Intake:
         by_source: dict[tuple[str, datetime], list[bytes]] = defaultdict(list)
         replayed: list[int] = []
         failed: list[dict[str, Any]] = []
+        seen: set[tuple[str, datetime, str]] = set()
         for entry in entries:
             try:
                 # Keep the original receipt time so clock-skew correction stays right.
-                by_source[(entry.source_id, entry.received_at)].append(_recheck(entry, corrected))
+                key = (entry.source_id, entry.received_at)
+                encoded = _recheck(entry, corrected)
+                message_id = orjson.loads(encoded)["messageId"]
+                # One copy of a messageId per queued batch, as for a request (the pipeline relies on it).
+                if (*key, message_id) not in seen:
+                    seen.add((*key, message_id))
+                    by_source[key].append(encoded)
                 replayed.append(entry.id)
             except MessageError as err:
                 failed.append({"id": entry.id, "code": err.code, "message": err.message})

@@ -64,16 +64,22 @@ class IngestQueue:
             self.append_in(conn, batches)
 
     def claim(
-        self, max_events: int, after_id: int | None = None, max_batches: int = 2_000
+        self,
+        max_events: int,
+        after_id: int | None = None,
+        max_batches: int = 2_000,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> list[ClaimedBatch]:
-        """The oldest batches (past `after_id`), in id order, up to `max_events` (at least one)."""
+        """The oldest batches (past `after_id`), in id order, up to `max_events` and `max_bytes`
+        of payload (always at least one batch)."""
         t = IngestBatch
-        heads_stmt = select(t.id, t.event_count).order_by(t.id).limit(max_batches)
+        # length() reads the stored size, not the blob (SQLite and PostgreSQL alike).
+        heads_stmt = select(t.id, t.event_count, func.length(t.payload)).order_by(t.id).limit(max_batches)
         if after_id is not None:
             heads_stmt = heads_stmt.where(t.id > after_id)
         with reading(self.engine) as conn:
             heads = conn.execute(heads_stmt).all()
-            ids = _take(heads, max_events)
+            ids = _take(heads, max_events, max_bytes)
             if not ids:
                 return []
             rows = conn.execute(select(IngestBatch).where(t.id.in_(ids)).order_by(t.id)).all()
@@ -112,14 +118,15 @@ class IngestQueue:
         return {r.workspace_id: r for r in rows}  # type: ignore[misc]
 
 
-def _take(heads: Sequence[tuple[int, int]], max_events: int) -> list[int]:
+def _take(heads: Sequence[tuple[int, int, int]], max_events: int, max_bytes: int) -> list[int]:
     ids: list[int] = []
-    total = 0
-    for batch_id, count in heads:
-        if ids and total + count > max_events:
+    events = size = 0
+    for batch_id, count, length in heads:
+        if ids and (events + count > max_events or size + length > max_bytes):
             break
         ids.append(batch_id)
-        total += count
+        events += count
+        size += length
     return ids
 
 

@@ -61,6 +61,14 @@ def _messages(json: str, structure: str) -> dt.Array(MESSAGE):  # type: ignore[v
     """DuckDB's JSON → typed value, parsing each document once."""
 
 
+_MESSAGE_ID = dt.Struct({"messageId": dt.string})
+
+
+@ibis.udf.scalar.builtin(name="json_transform")
+def _message_ids(json: str, structure: str) -> dt.Array(_MESSAGE_ID):  # type: ignore[valid-type]
+    """The same parse, keeping only the messageId (the narrow dedupe pass)."""
+
+
 @ibis.udf.scalar.builtin(name="json_transform")
 def _promoted(json: str, structure: str) -> dt.Array(PROMOTED):  # type: ignore[valid-type]
     """The same parse, into the promoted nested fields."""
@@ -132,18 +140,40 @@ def normalised(future_after: timedelta, past_before: timedelta) -> ibis.Table:
     )
 
 
-def new_events(future_after: timedelta, past_before: timedelta, since: datetime) -> ibis.Table:
-    """Normalised rows whose messageId is not stored yet within the dedupe horizon.
+def repeats() -> ibis.Table:
+    """(workspace_id, message_id, batch_id) of messages that repeat one from an earlier queue
+    batch of the micro-batch: the earliest batch wins.
 
-    Repeats *inside* one micro-batch (a client resending while its first try was queued) are
-    removed after the insert by the warehouse, on a narrow key scan: a window over these wide
-    rows would cost more than the whole insert.
+    A narrow pass: only messageIds are parsed and windowed, never the wide rows. Copies inside
+    one queue batch are not told apart here; the collector never queues them (it keeps the first
+    copy of a messageId per request and per replay), and if one slipped through both copies
+    would be kept rather than both dropped.
+    """
+    batches = ibis.table(BATCH_SCHEMA, name=BATCHES)
+    structure = orjson.dumps([_duckdb_structure(_MESSAGE_ID)]).decode()
+    ids = batches.select(
+        "workspace_id", "batch_id", m=_message_ids(batches.payload, structure).unnest()
+    ).select("workspace_id", "batch_id", message_id=ibis._.m["messageId"])
+    first = ids.batch_id.min().over(group_by=[ids.workspace_id, ids.message_id])
+    ranked = ids.mutate(first_batch=first)
+    return ranked.filter(ranked.batch_id > ranked.first_batch).select(
+        "workspace_id", "message_id", "batch_id"
+    )
+
+
+def new_events(future_after: timedelta, past_before: timedelta, since: datetime) -> ibis.Table:
+    """Normalised rows whose messageId is neither stored within the dedupe horizon nor a
+    repeat of an earlier batch of the same micro-batch.
+
+    Both checks are anti-joins, so the warehouse appends only new rows: deleting repeats after
+    the insert would make the engine rewrite freshly written row groups at commit.
     """
     rows = normalised(future_after, past_before)
     stored = events_table()
     recent = stored.filter(stored.received_at >= since).select("workspace_id", "message_id")
     # An anti-join keeps exactly the left side's columns, already in the events schema's order.
-    return rows.anti_join(recent, ["workspace_id", "message_id"])
+    fresh = rows.anti_join(recent, ["workspace_id", "message_id"])
+    return fresh.anti_join(repeats(), ["workspace_id", "message_id", "batch_id"])
 
 
 def batch_table(rows: list[tuple[int, str, str, str, str, str, str, datetime, bytes]]) -> pa.Table:

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -54,7 +54,8 @@ class StepResult:
 
 @dataclass
 class PipelineConfig:
-    batch_events: int = 100_000
+    batch_events: int = 250_000
+    batch_bytes: int = 256 * 1024 * 1024
     dedupe_window: timedelta = timedelta(days=7)
     future_after: timedelta = timedelta(hours=24)
     past_before: timedelta = timedelta(days=5 * 365)
@@ -74,18 +75,30 @@ class Pipeline:
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).
 
-        While the warehouse appends one micro-batch (native code, no GIL), a helper thread
-        already claims and decodes the next one, so both cores stay busy.
+        Three stages overlap, so both cores stay busy: while the warehouse appends one
+        micro-batch (native code, no GIL), one helper thread already claims and decodes the
+        next, and another deletes the previous one's queue rows. Deleting late is safe: the
+        warehouse already records those batches as applied, which is what recovery checks.
         """
         total = StepResult()
-        with self._lock, ThreadPoolExecutor(1, thread_name_prefix="quanyu-prefetch") as pool:
-            upcoming = pool.submit(self._prepare, None)
+        with (
+            self._lock,
+            ThreadPoolExecutor(1, thread_name_prefix="quanyu-prefetch") as prefetch,
+            ThreadPoolExecutor(1, thread_name_prefix="quanyu-complete") as cleanup,
+        ):
+            upcoming = prefetch.submit(self._prepare, None)
+            completing: Future[None] | None = None
             while (work := upcoming.result()) is not None:
-                upcoming = pool.submit(self._prepare, work.last_id)
+                upcoming = prefetch.submit(self._prepare, work.last_id)
                 step = self._apply(work)
+                if completing is not None:
+                    completing.result()  # in order, and a failure stops the drain here
+                completing = cleanup.submit(self.queue.complete, [b.id for b in work.claimed], step.tallies)
                 total.add(step)
                 if on_step is not None:
                     on_step(step)
+            if completing is not None:
+                completing.result()
         return total
 
     def run(self, stop: threading.Event, interval: float) -> None:
@@ -102,7 +115,7 @@ class Pipeline:
     def _prepare(self, after_id: int | None) -> _Work | None:
         # Past `after_id` only: the batch before is still in flight. Batches committed out of id
         # order (several writers) are picked up by the next drain, which starts from the head.
-        claimed = self.queue.claim(self.config.batch_events, after_id)
+        claimed = self.queue.claim(self.config.batch_events, after_id, max_bytes=self.config.batch_bytes)
         if not claimed:
             return None
         done = self.warehouse.applied_batches([b.id for b in claimed])
@@ -115,9 +128,7 @@ class Pipeline:
         if work.fresh:
             rows = new_events(cfg.future_after, cfg.past_before, datetime.now(UTC) - cfg.dedupe_window)
             inserted = self.warehouse.append("events", rows, work.inputs, [b.id for b in work.fresh])
-        result = _tally(work, inserted)
-        self.queue.complete([b.id for b in work.claimed], result.tallies)
-        return result
+        return _tally(work, inserted)
 
     def _batch_row(self, b: ClaimedBatch) -> tuple[int, str, str, str, str, str, str, datetime, bytes]:
         source = self._sources.get(b.source_id)

@@ -15,21 +15,17 @@ from ibis.backends.sql.compilers.duckdb import compiler
 from quanyu.errors import QuanyuError, StorageUnavailable
 from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS
 
-# Of rows sharing (workspace, messageId) among the batches just appended, keep the first one.
-_DROP_REPEATS = """
-DELETE FROM events WHERE rowid IN (
-    SELECT rowid FROM (
-        SELECT rowid, row_number() OVER (
-            PARTITION BY workspace_id, message_id ORDER BY batch_id, rowid) AS n
-        FROM events WHERE list_contains($ids, batch_id)
-    ) WHERE n > 1
-)
-RETURNING batch_id
-"""
 
-
-def _count(rows: pa.Table) -> dict[int, int]:
-    return {int(c["values"]): int(c["counts"]) for c in rows.column("batch_id").value_counts().to_pylist()}
+def _inserted_per_batch(target: str) -> str:
+    """Rows each queue batch of the append contributed. Batch ids only grow, so the range
+    filter lets zone maps skip older row groups without reading them."""
+    return (
+        sqlglot.select("batch_id", "count(*)")
+        .from_(target)
+        .where("batch_id BETWEEN $lo AND $hi")
+        .group_by("batch_id")
+        .sql("duckdb")
+    )
 
 
 class WarehouseLocked(QuanyuError):
@@ -88,16 +84,16 @@ class DuckDBWarehouse:
         self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
     ) -> dict[int, int]:
         cur = self._cursor()
-        insert = sqlglot.exp.insert(compiler.to_sqlglot(rows), target, returning="batch_id").sql("duckdb")
+        # No RETURNING: it would hold the rows back until commit instead of letting the engine
+        # write row groups while it inserts.
+        insert = sqlglot.exp.insert(compiler.to_sqlglot(rows), target).sql("duckdb")
         for name, table in inputs.items():
             cur.register(name, table)
         try:
             cur.execute("BEGIN TRANSACTION")
-            inserted = cur.execute(insert).to_arrow_table()
-            repeated = cur.execute(_DROP_REPEATS, {"ids": batch_ids}).to_arrow_table()
-            counts = _count(inserted)
-            for batch_id, n in _count(repeated).items():
-                counts[batch_id] -= n
+            cur.execute(insert)
+            span = {"lo": min(batch_ids), "hi": max(batch_ids)}
+            counts = {int(b): int(n) for b, n in cur.execute(_inserted_per_batch(target), span).fetchall()}
             cur.execute(
                 "INSERT INTO applied_batches SELECT unnest($ids), $now, unnest($inserted)",
                 {
