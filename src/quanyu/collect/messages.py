@@ -7,6 +7,7 @@ once; the serialised bytes are both the size check and what goes into the queue.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +79,10 @@ def _normalise_ids(item: dict[str, Any]) -> None:
         if value is None:
             item.pop(key, None)
             continue
+        if type(value) is str:  # the common case, checked first: this runs for every message
+            if len(value) > MAX_ID_LENGTH:
+                raise MessageError("invalid_field", f"{key} 过长 / {key} is longer than {MAX_ID_LENGTH}")
+            continue
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise MessageError("invalid_field", f"{key} 必须是字符串 / {key} must be a string")
         text = value if isinstance(value, str) else str(value)
@@ -133,23 +138,42 @@ def _apply_envelope(item: dict[str, Any], envelope: Envelope) -> None:
 
 def _settle_times(item: dict[str, Any], received_at: datetime) -> None:
     client = _time(item, "timestamp") or _time(item, "originalTimestamp")
-    sent = _time(item, "sentAt")
+    sent_value = item.get("sentAt")
+    # Only strings reach the cache (a list or an object is unhashable, and invalid anyway).
+    settled = _settled_sent_at(sent_value) if isinstance(sent_value, str) else None
+    if sent_value is not None and settled is None:
+        raise MessageError(
+            "invalid_timestamp", f"sentAt 不是 ISO-8601 时间 / sentAt is not an ISO-8601 date-time: {sent_value!r}"
+        )
     if client is None:
-        item["timestamp"] = received_at.isoformat()
+        item["timestamp"] = _iso(received_at)
         item.pop("originalTimestamp", None)
     else:
-        corrected = client
-        if sent is not None:
+        original = client.isoformat()
+        item["originalTimestamp"] = original
+        if settled is None:
+            item["timestamp"] = original
+        else:
             try:
-                corrected = received_at - (sent - client)
+                item["timestamp"] = (received_at - (settled[0] - client)).isoformat()
             except OverflowError:
                 # A skew of thousands of years is a broken client clock, not a real skew: keep
                 # the client's own time (it will be flagged as implausible downstream).
-                corrected = client
-        item["originalTimestamp"] = client.isoformat()
-        item["timestamp"] = corrected.isoformat()
-    if sent is not None:
-        item["sentAt"] = sent.isoformat()
+                item["timestamp"] = original
+    if settled is not None:
+        item["sentAt"] = settled[1]
+
+
+# Every message of a batch shares its sentAt and receipt time: parse and format them once.
+@lru_cache(maxsize=256)
+def _settled_sent_at(value: str) -> tuple[datetime, str] | None:
+    parsed = parse_time(value)
+    return None if parsed is None else (parsed, parsed.isoformat())
+
+
+@lru_cache(maxsize=64)
+def _iso(value: datetime) -> str:
+    return value.isoformat()
 
 
 def _time(item: dict[str, Any], key: str) -> datetime | None:
