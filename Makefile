@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/quanyu demo --data-dir $${QUANYU_DATA_DIR:-.quanyu-demo} $(DEMO_ARGS)
+	$(BIN)/quanyu demo --reset --data-dir .quanyu-demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -7,9 +7,9 @@ once; the serialised bytes are both the size check and what goes into the queue.
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -143,7 +143,8 @@ def _settle_times(item: dict[str, Any], received_at: datetime) -> None:
     settled = _settled_sent_at(sent_value) if isinstance(sent_value, str) else None
     if sent_value is not None and settled is None:
         raise MessageError(
-            "invalid_timestamp", f"sentAt 不是 ISO-8601 时间 / sentAt is not an ISO-8601 date-time: {sent_value!r}"
+            "invalid_timestamp",
+            f"sentAt 不是 ISO-8601 时间 / sentAt is not an ISO-8601 date-time: {sent_value!r}",
         )
     if client is None:
         item["timestamp"] = _iso(received_at)
