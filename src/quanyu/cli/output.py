@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped into a file or a CI log there is no terminal width to respect: print tables whole
+# instead of rich's 80-column default, which would cut values off.
+_PIPED_WIDTH = 160
+console = Console() if sys.stdout.isatty() else Console(width=_PIPED_WIDTH)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=_PIPED_WIDTH)
 
 
 def emit_json(data: Any) -> None:
