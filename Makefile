@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/process.py
+	$(BIN)/python bench/stitch.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

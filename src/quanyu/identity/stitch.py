@@ -1,0 +1,258 @@
+"""Deterministic stitching: identifiers linked by shared records → one component per person.
+
+The graph's nodes are normalised identifiers; a link says two identifiers were seen on the same
+record (event, order, form). People are the connected components, with one rule on top: a
+person never holds more identifiers of a type than the type allows (one user_id, five devices,
+…). When a link would break that, the lowest-priority link is dropped instead of collapsing
+two people into one.
+
+Speed comes from doing the common case in bulk: plain connected components (scipy) first; only
+the few components that break a limit (shared devices, hubs) are re-stitched link by link, in
+a canonical order (strongest link first, then earliest, then by content hash), so the result
+depends on the set of links and never on the order they arrived in.
+
+Profile ids are minted from each component's *anchor*: its earliest-seen identifier (ties: the
+higher priority, then the content hash). When two people merge, the anchor of the union is one
+of the two anchors, so one id survives and the other redirects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from quanyu.identity.identifiers import IdentifierType
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Identifiers as integer nodes, links as integer pairs (the string→int mapping done)."""
+
+    keys: pa.Array  # node → identifier key ("phone:13800000000")
+    types: np.ndarray  # node → index into the type table
+    first_seen: np.ndarray  # node → earliest time seen (int64, e.g. epoch micros)
+    src: np.ndarray  # link → node
+    dst: np.ndarray  # link → node
+    seen: np.ndarray  # link → earliest time the link was seen
+
+
+@dataclass(frozen=True)
+class Stitched:
+    labels: np.ndarray  # node → component number (0..n_components-1)
+    anchors: np.ndarray  # component → anchor node
+    rejected: np.ndarray  # indices of links dropped to keep the per-type limits
+    restitched_components: int  # components that needed the link-by-link pass
+
+
+def build_graph(
+    a_keys: pa.Array,
+    a_types: np.ndarray,
+    b_keys: pa.Array,
+    b_types: np.ndarray,
+    seen: np.ndarray,
+    extra_keys: pa.Array | None = None,
+    extra_types: np.ndarray | None = None,
+    extra_seen: np.ndarray | None = None,
+) -> Graph:
+    """Map link endpoints (identifier keys) to integer nodes.
+
+    `extra_*` are identifiers seen without a partner (a record with a single identifier): they
+    are nodes of their own.
+    """
+    parts = [a_keys, b_keys] + ([extra_keys] if extra_keys is not None else [])
+    chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
+    all_keys = pa.chunked_array([c.cast(pa.large_string()) for c in chunks], type=pa.large_string())
+    codes, uniques = pd.factorize(pd.array(all_keys, dtype="string[pyarrow]"), use_na_sentinel=False)
+    n_links = len(a_keys)
+    src = codes[:n_links].astype(np.int64)
+    dst = codes[n_links : 2 * n_links].astype(np.int64)
+    type_parts = [a_types, b_types] + ([extra_types] if extra_types is not None else [])
+    seen_parts = [seen, seen] + ([extra_seen] if extra_seen is not None else [])
+    all_types = np.concatenate(type_parts).astype(np.int16)
+    all_seen = np.concatenate(seen_parts).astype(np.int64)
+    n_nodes = len(uniques)
+    node_types = np.empty(n_nodes, dtype=np.int16)
+    node_types[codes] = all_types  # one type per key (the key starts with its type)
+    node_first = np.full(n_nodes, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(node_first, codes, all_seen)
+    keys = pa.array(uniques)  # zero-copy: the factorized uniques are Arrow already
+    return Graph(keys, node_types, node_first, src, dst, np.asarray(seen, dtype=np.int64))
+
+
+def stitch(graph: Graph, types: Sequence[IdentifierType], excluded: np.ndarray | None = None) -> Stitched:
+    """Connected components under the per-type limits. `excluded` marks links an operator
+    said are wrong (unmerge): they never connect anything."""
+    n = len(graph.types)
+    if n == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return Stitched(empty, empty, empty, 0)
+    keep = np.ones(len(graph.src), dtype=bool) if excluded is None else ~excluded
+    limits = np.array([t.max_per_profile for t in types], dtype=np.int64)
+    priorities = np.array([t.priority for t in types], dtype=np.int64)
+    labels = _components(n, graph.src[keep], graph.dst[keep])
+
+    # Which components break a limit? Count identifiers per (component, type) in one pass.
+    n_types = len(types)
+    counts = np.bincount(labels * n_types + graph.types, minlength=(labels.max() + 1) * n_types)
+    over = (counts.reshape(-1, n_types) > limits).any(axis=1)
+    rejected = np.empty(0, dtype=np.int64)
+    bad = np.flatnonzero(over)
+    if len(bad):
+        labels, rejected = _restitch(graph, keep, labels, bad, limits, priorities)
+    labels = _renumber(labels)
+    return Stitched(labels, _anchors(graph, labels, priorities), rejected, len(bad))
+
+
+def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    matrix = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+    _, labels = connected_components(matrix, directed=False)
+    return labels.astype(np.int64)
+
+
+def _restitch(
+    graph: Graph,
+    keep: np.ndarray,
+    labels: np.ndarray,
+    bad: np.ndarray,
+    limits: np.ndarray,
+    priorities: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inside the components that break a limit, take links in canonical order and refuse any
+    that would break one: strongest first (the weaker end's priority, then the stronger end's),
+    then earliest, then by a content hash of the endpoints.
+
+    Done tier by tier (links of equal strength): a tier whose unions break no limit is accepted
+    in bulk, which is exactly what taking its links one by one would do, since every
+    intermediate component is part of a final one. Only tiers that do break a limit are walked
+    link by link, and only inside the components they would overfill.
+    """
+    in_bad = np.zeros(labels.max() + 1, dtype=bool)
+    in_bad[bad] = True
+    links = np.flatnonzero(keep & in_bad[labels[graph.src]])
+    nodes = np.flatnonzero(in_bad[labels])
+    local = np.full(len(labels), -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    src, dst = local[graph.src[links]], local[graph.dst[links]]
+    ps, pd_ = priorities[graph.types[graph.src[links]]], priorities[graph.types[graph.dst[links]]]
+    weak, strong = np.minimum(ps, pd_), np.maximum(ps, pd_)
+    node_hash = _hash_keys(graph.keys, nodes)
+    hs, hd = node_hash[src], node_hash[dst]
+    tiebreak = np.minimum(hs, hd) * np.uint64(0x9E3779B97F4A7C15) ^ np.maximum(hs, hd)
+    order = np.lexsort((tiebreak, graph.seen[links], -strong, -weak))
+    src, dst, links, weak, strong = src[order], dst[order], links[order], weak[order], strong[order]
+
+    n_types = len(limits)
+    comp = np.arange(len(nodes))  # local node → current component
+    counts = np.zeros((len(nodes), n_types), dtype=np.int64)
+    counts[np.arange(len(nodes)), graph.types[nodes]] = 1
+    rejected: list[np.ndarray] = []
+    bounds = np.flatnonzero(np.r_[True, (weak[1:] != weak[:-1]) | (strong[1:] != strong[:-1]), True])
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        cu, cv = comp[src[start:end]], comp[dst[start:end]]
+        merged = _components(len(counts), cu, cv)
+        totals = np.zeros((int(merged.max()) + 1, n_types), dtype=np.int64)
+        np.add.at(totals, merged, counts)
+        over: np.ndarray = np.asarray((totals > limits).any(axis=1))
+        if not over.any():
+            comp, counts = merged[comp], totals
+            continue
+        # Walk this tier's links one by one, but only where the bulk union would overfill.
+        walk = np.flatnonzero(over[merged[cu]] & (cu != cv))
+        roots, refused = _walk(cu[walk].tolist(), cv[walk].tolist(), counts, limits)
+        rejected.append(links[start:end][walk][refused])
+        group = np.where(over[merged], len(counts) + roots, merged)
+        group = _renumber(group)
+        new_counts = np.zeros((int(group.max()) + 1, n_types), dtype=np.int64)
+        np.add.at(new_counts, group, counts)
+        comp, counts = group[comp], new_counts
+
+    new_labels = labels.copy()
+    new_labels[nodes] = labels.max() + 1 + comp
+    refused_all = np.concatenate(rejected) if rejected else np.empty(0, dtype=np.int64)
+    return new_labels, np.sort(refused_all)
+
+
+def _walk(
+    us: list[int], vs: list[int], counts: np.ndarray, limits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union-find over components, refusing links that would break a limit. Returns each
+    component's root and the positions of the refused links."""
+    parent = list(range(len(counts)))
+    limit = limits.tolist()
+    # Per-type tallies of just the components this walk touches, built in one pass.
+    involved = np.unique(np.asarray(us + vs, dtype=np.int64))
+    rows, cols = np.nonzero(counts[involved])
+    tally: dict[int, dict[int, int]] = {int(c): {} for c in involved}
+    for r, t, c in zip(
+        involved[rows].tolist(), cols.tolist(), counts[involved[rows], cols].tolist(), strict=True
+    ):
+        tally[r][t] = c
+
+    def find(v: int) -> int:
+        root = v
+        while parent[root] != root:
+            root = parent[root]
+        while parent[v] != root:  # path compression
+            parent[v], v = root, parent[v]
+        return root
+
+    refused: list[int] = []
+    for i, (u, v) in enumerate(zip(us, vs, strict=True)):
+        ru, rv = find(u), find(v)
+        if ru == rv:
+            continue
+        cu, cv = tally[ru], tally[rv]
+        if any(cu.get(t, 0) + c > limit[t] for t, c in cv.items()):
+            refused.append(i)
+            continue
+        if len(cu) < len(cv):
+            ru, rv, cu, cv = rv, ru, cv, cu
+        parent[rv] = ru
+        for t, c in cv.items():
+            cu[t] = cu.get(t, 0) + c
+        del tally[rv]
+    roots = np.arange(len(counts))
+    roots[involved] = [find(int(c)) for c in involved]
+    return roots, np.asarray(refused, dtype=np.int64)
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Close the gaps left by re-stitched components: 0..n-1, in a linear pass (no sort)."""
+    used = np.zeros(int(labels.max()) + 1 if len(labels) else 0, dtype=bool)
+    used[labels] = True
+    return (np.cumsum(used) - 1)[labels]
+
+
+def _anchors(graph: Graph, labels: np.ndarray, priorities: np.ndarray) -> np.ndarray:
+    """Per component, its earliest-seen node, then the higher priority, then the smaller key."""
+    # One int64 per node orders by (first_seen, -priority); times are micros, so a span of
+    # centuries still fits.
+    base = graph.first_seen.min() if len(graph.first_seen) else 0
+    rank = (graph.first_seen - base) * 256 + (255 - np.clip(priorities[graph.types], 0, 255))
+    n_components = int(labels.max()) + 1 if len(labels) else 0
+    best = np.full(n_components, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, labels, rank)
+    candidates = np.flatnonzero(rank == best[labels])
+    anchors = np.empty(n_components, dtype=np.int64)
+    anchors[labels[candidates]] = candidates
+    if len(candidates) > n_components:  # ties: the smaller key wins, whatever the arrival order
+        tied = candidates[np.bincount(labels[candidates], minlength=n_components)[labels[candidates]] > 1]
+        winners: dict[int, tuple[str, int]] = {}
+        for node, key in zip(tied.tolist(), graph.keys.take(pa.array(tied)).to_pylist(), strict=True):
+            label = int(labels[node])
+            if label not in winners or key < winners[label][0]:
+                winners[label] = (key, node)
+        for label, (_, node) in winners.items():
+            anchors[label] = node
+    return anchors
+
+
+def _hash_keys(keys: pa.Array, nodes: np.ndarray) -> np.ndarray:
+    values = keys.take(pa.array(nodes)).to_numpy(zero_copy_only=False)
+    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)
