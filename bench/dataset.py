@@ -94,3 +94,14 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def write_result(name: str, result: dict[str, Any]) -> None:
+    """Print the figures and keep them in bench/out/NAME.json for docs/performance.md."""
+    import json
+    from pathlib import Path
+
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))

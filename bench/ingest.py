@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dataset import median, messages, raw_ceiling
+from dataset import median, messages, raw_ceiling, write_result
 
 QUANYU = str(Path(sys.executable).with_name("quanyu"))
 
@@ -128,10 +128,7 @@ def main() -> None:
         "http_runs": [round(x) for x in http_runs],
         "raw_runs": [round(x) for x in raw_runs],
     }
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result("ingest", result)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Medians over several runs, with the raw bulk-Arrow-insert ceiling measured in th
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dataset import median, messages, raw_ceiling
+from dataset import median, messages, raw_ceiling, write_result
 from quanyu.collect.messages import Envelope, complete
 from quanyu.collect.queue import QueuedBatch
 from quanyu.platform import Platform
@@ -84,10 +83,7 @@ def main() -> None:
         "pipeline_runs": [round(x) for x in rates],
         "raw_runs": [round(x) for x in raw],
     }
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "process.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result("process", result)
 
 
 if __name__ == "__main__":

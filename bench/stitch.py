@@ -14,7 +14,6 @@ and including the string→integer mapping in both:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dataset import median
+from dataset import median, write_result
 from quanyu.identity.identifiers import BUILTIN_TYPES
 from quanyu.identity.stitch import build_graph, stitch
 
@@ -124,10 +123,7 @@ def main() -> None:
         "people_found": people,
         "links_dropped": rejected,
     }
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "stitch.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result("stitch", result)
 
 
 if __name__ == "__main__":
