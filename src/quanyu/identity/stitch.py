@@ -95,10 +95,8 @@ def stitch(graph: Graph, types: Sequence[IdentifierType], excluded: np.ndarray |
     keep = None if excluded is None else ~excluded
     limits = np.array([t.max_per_profile for t in types], dtype=np.int64)
     priorities = np.array([t.priority for t in types], dtype=np.int64)
-    if keep is None:
-        labels = _components(n, graph.src, graph.dst)
-    else:
-        labels = _components(n, graph.src[keep], graph.dst[keep])
+    src, dst = (graph.src, graph.dst) if keep is None else (graph.src[keep], graph.dst[keep])
+    labels = _components(n, src, dst)
 
     # Which components break a limit? Count identifiers per (component, type) in one pass.
     n_types = len(types)

@@ -24,6 +24,12 @@ class Warehouse(Protocol):
         record `batch_ids` as applied, in one transaction. Returns rows inserted per batch id."""
         ...
 
+    def replace_workspace_rows(
+        self, target: str, workspace_id: str, rows: pa.Table, extra: dict[str, pa.Table] | None = None
+    ) -> None:
+        """Replace `target`'s rows of one workspace and append `extra` tables, atomically."""
+        ...
+
     def applied_batches(self, batch_ids: list[int]) -> dict[int, int]:
         """Of `batch_ids`, those already applied, with the rows each one inserted."""
         ...

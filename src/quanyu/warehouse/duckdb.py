@@ -13,7 +13,7 @@ import sqlglot
 from ibis.backends.sql.compilers.duckdb import compiler
 
 from quanyu.errors import QuanyuError, StorageUnavailable
-from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS
+from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS, IDENTITY_NODES, IDENTITY_REDIRECTS
 
 
 def _inserted_per_batch(target: str) -> str:
@@ -62,7 +62,13 @@ class DuckDBWarehouse:
     def _ensure_tables(self) -> None:
         backend = self._ibis()
         existing = set(backend.list_tables())
-        for name, schema in (("events", EVENTS), ("applied_batches", APPLIED_BATCHES)):
+        tables = (
+            ("events", EVENTS),
+            ("applied_batches", APPLIED_BATCHES),
+            ("identity_nodes", IDENTITY_NODES),
+            ("identity_redirects", IDENTITY_REDIRECTS),
+        )
+        for name, schema in tables:
             if name not in existing:
                 backend.create_table(name, schema=schema)
         # Files written before per-batch counts were recorded.
@@ -110,6 +116,32 @@ class DuckDBWarehouse:
             for name in inputs:
                 cur.unregister(name)
         return {i: counts.get(i, 0) for i in batch_ids}
+
+    def replace_workspace_rows(
+        self, target: str, workspace_id: str, rows: pa.Table, extra: dict[str, pa.Table] | None = None
+    ) -> None:
+        """Replace `target`'s rows of one workspace with `rows`, and append each `extra` table
+        (name → rows), in one transaction."""
+        cur = self._cursor()
+        delete = sqlglot.exp.delete(
+            target, where=sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Placeholder(this="ws"))
+        )
+        appends = {target: rows, **(extra or {})}
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(delete.sql("duckdb"), {"ws": workspace_id})
+            for i, (name, table) in enumerate(appends.items()):
+                view = f"_quanyu_rows_{i}"
+                cur.register(view, table)
+                try:
+                    insert = sqlglot.exp.insert(sqlglot.select("*").from_(view), name)
+                    cur.execute(insert.sql("duckdb"))
+                finally:
+                    cur.unregister(view)
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            cur.execute("ROLLBACK")
+            raise StorageUnavailable(f"写入仓库失败 / warehouse write failed: {exc}") from exc
 
     def applied_batches(self, batch_ids: list[int]) -> dict[int, int]:
         if not batch_ids:

@@ -55,3 +55,16 @@ EVENTS = ibis.schema(
 APPLIED_BATCHES = ibis.schema({"batch_id": dt.int64, "applied_at": TS, "inserted": dt.int64})
 
 JSON_COLUMNS = ("line_items", "properties", "traits", "context")
+
+
+# The identity graph's nodes: every normalised identifier of a workspace and the person
+# (profile) it belongs to, rewritten per workspace by each stitch.
+IDENTITY_NODES = ibis.schema(
+    {"workspace_id": dt.string, "key": dt.string, "id_type": dt.string, "value": dt.string,
+     "scope": dt.string, "profile_id": dt.string, "is_anchor": dt.boolean, "first_seen": TS}
+)  # fmt: skip
+
+# Profile ids that stopped existing because their person merged into another: old → new.
+IDENTITY_REDIRECTS = ibis.schema(
+    {"workspace_id": dt.string, "old_profile_id": dt.string, "profile_id": dt.string, "at": TS}
+)

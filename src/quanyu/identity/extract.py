@@ -1,0 +1,144 @@
+"""Where identifiers come from, and how a record's identifiers become links.
+
+`candidates()` is a pure Ibis builder over the events table: one row per raw identifier an
+event carries (`userId`, `anonymousId`, phones and emails in traits, `context.device.id`,
+`context.externalIds`, member cards). `links()` normalises them in Python (once per distinct
+raw value, not per event) and links each event's identifiers in a star around its strongest
+one, which is all connectivity needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.datatypes as dt
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quanyu.identity.identifiers import IdentifierTypes
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _text_at(json: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
+    """A JSON value at `path` as text (numbers too: phones often arrive as numbers)."""
+
+
+# (identifier type, JSON column, path) read from every event.
+_TRAIT_PATHS = (
+    ("phone", "traits", "$.phone"),
+    ("phone", "context", "$.traits.phone"),
+    ("email", "traits", "$.email"),
+    ("email", "context", "$.traits.email"),
+    ("member_card", "traits", "$.member_card"),
+    ("device_id", "context", "$.device.id"),
+)
+
+CANDIDATE_SCHEMA = ibis.schema(
+    {"workspace_id": dt.string, "message_id": dt.string, "seen": dt.Timestamp(timezone="UTC"),
+     "id_type": dt.string, "raw": dt.string, "scope": dt.string}
+)  # fmt: skip
+
+
+def candidates(events: ibis.Table) -> ibis.Table:
+    """Raw identifiers per event, in CANDIDATE_SCHEMA (values not yet normalised)."""
+    base = events.select("workspace_id", "message_id", seen=events.timestamp, traits=events.traits,
+                         context=events.context, user_id=events.user_id, anonymous_id=events.anonymous_id)  # fmt: skip
+
+    def rows(id_type: ibis.Value, raw: ibis.Value, scope: ibis.Value, table: ibis.Table = base) -> ibis.Table:
+        return table.select(
+            "workspace_id", "message_id", "seen", id_type=id_type, raw=raw, scope=scope
+        ).filter(ibis._.raw.notnull())
+
+    no_scope = ibis.literal("", type=dt.string)
+    parts = [
+        rows(ibis.literal("user_id"), base.user_id, no_scope),
+        rows(ibis.literal("anonymous_id"), base.anonymous_id, no_scope),
+    ]
+    for id_type, column, path in _TRAIT_PATHS:
+        parts.append(rows(ibis.literal(id_type), _text_at(base[column], path), no_scope))
+    external = base.select("workspace_id", "message_id", "seen", x=base.context["externalIds"].array.unnest())
+    parts.append(
+        rows(
+            _text_at(external.x, "$.type"),
+            _text_at(external.x, "$.id"),
+            ibis.coalesce(_text_at(external.x, "$.app_id"), no_scope),
+            external,
+        )
+    )
+    return ibis.union(*parts, distinct=False)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Identifier links (star per record) and identifiers seen on their own."""
+
+    a_keys: pa.Array
+    a_types: np.ndarray
+    b_keys: pa.Array
+    b_types: np.ndarray
+    seen: np.ndarray  # epoch micros
+    single_keys: pa.Array
+    single_types: np.ndarray
+    single_seen: np.ndarray
+    # Normalised identifiers by key: type, value, scope (for storing the nodes).
+    identifiers: dict[str, tuple[str, str, str]]
+
+
+def links(rows: pa.Table, types: IdentifierTypes) -> Links:
+    """Normalise candidate rows and link each record's identifiers.
+
+    Junk and malformed values are dropped here, so they never link anybody; masked phones are
+    dropped too (partial evidence is for probabilistic matching, not for links).
+    """
+    type_names = [t.name for t in types]
+    type_index = {name: i for i, name in enumerate(type_names)}
+    priority = np.array([t.priority for t in types], dtype=np.int64)
+
+    # Normalise each distinct (type, raw, scope) once.
+    combo = pc.binary_join_element_wise(
+        rows["id_type"], rows["raw"], pc.fill_null(rows["scope"], ""), "\x1f"
+    ).combine_chunks()
+    encoded = combo.dictionary_encode()
+    identifiers: dict[str, tuple[str, str, str]] = {}
+    key_of: list[str | None] = []
+    for text in encoded.dictionary.to_pylist():
+        id_type, raw, scope = text.split("\x1f", 2)
+        ident = types.identify(id_type, raw, scope) if id_type in types else None
+        if ident is None or not types.get(ident.type).links:
+            key_of.append(None)
+            continue
+        identifiers[ident.key] = (ident.type, ident.value, ident.scope)
+        key_of.append(ident.key)
+    keys = pa.array(key_of, pa.string()).take(encoded.indices)
+    valid = pc.is_valid(keys).to_numpy(zero_copy_only=False)
+    record = pc.binary_join_element_wise(rows["workspace_id"], rows["message_id"], "\x1f").combine_chunks()
+    seen = pc.cast(rows["seen"], pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+    record_codes = record.dictionary_encode().indices.to_numpy(zero_copy_only=False)[valid]
+    key_arr = keys.filter(pa.array(valid))
+    key_types = np.array([type_index[identifiers[k][0]] for k in key_arr.to_pylist()], dtype=np.int16)
+    seen = seen[valid]
+    # The star's centre per record: its strongest identifier (ties: any, connectivity is the same).
+    strength = priority[key_types]
+    order = np.lexsort((-strength, record_codes))
+    rec_sorted = record_codes[order]
+    first = np.r_[True, rec_sorted[1:] != rec_sorted[:-1]]
+    centre = order[first][np.cumsum(first) - 1]  # for each sorted row, its record's centre row
+    is_leaf = ~first
+    a_rows, b_rows = centre[is_leaf], order[is_leaf]
+    # Records with one identifier still make that identifier a node.
+    counts = np.bincount(rec_sorted)
+    lone = order[first][counts[rec_sorted[first]] == 1]
+    return Links(
+        key_arr.take(pa.array(a_rows)),
+        key_types[a_rows],
+        key_arr.take(pa.array(b_rows)),
+        key_types[b_rows],
+        seen[b_rows],
+        key_arr.take(pa.array(lone)),
+        key_types[lone],
+        seen[lone],
+        identifiers,
+    )
