@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from quanyu.cli.backend import open_backend
+from quanyu.cli.identity import identity_app, profiles_app
 from quanyu.cli.output import console, emit_json, fail, pairs, table
 from quanyu.errors import InvalidInput, QuanyuError
 from quanyu.settings import Settings, load_settings
@@ -22,6 +23,8 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(events_app, name="events")
+app.add_typer(identity_app, name="identity")
+app.add_typer(profiles_app, name="profiles")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", envvar="QUANYU_DATA_DIR", help="数据目录 / data directory")
