@@ -54,6 +54,15 @@ def test_junk_values_never_become_identifiers(junk: str, type_name: str) -> None
     assert TYPES.identify(type_name, junk) is None
 
 
+@pytest.mark.parametrize(
+    "placeholder", ["00000000-0000-0000-0000-000000000000", "02:00:00:00:00:00", "9774D56D682E549C"]
+)
+def test_placeholder_device_ids_are_junk(placeholder: str) -> None:
+    """A zeroed IDFA (ad tracking limited), Android's fixed MAC, the ANDROID_ID of a faulty batch."""
+    assert TYPES.identify("device_id", placeholder) is None
+    assert TYPES.identify("device_id", "7936D536-243D-4570-AC1E-EA1F265974A7") is not None
+
+
 def test_openids_are_scoped_to_their_app() -> None:
     oa = TYPES.identify("wechat_openid", "oAbC123", scope="wx_oa_1")
     other_app = TYPES.identify("wechat_openid", "oAbC123", scope="wx_oa_2")

@@ -6,3 +6,7 @@ import typer
 
 identity_app = typer.Typer(help="身份识别 / identity resolution", no_args_is_help=True)
 profiles_app = typer.Typer(help="用户档案 / customer profiles", no_args_is_help=True)
+
+from quanyu.cli.evaluate import evaluate  # noqa: E402
+
+identity_app.command("evaluate")(evaluate)

@@ -2,9 +2,9 @@
 
 `candidates()` is a pure Ibis builder over the events table: one row per raw identifier an
 event carries (`userId`, `anonymousId`, phones and emails in traits, `context.device.id`,
-`context.externalIds`, member cards). `links()` normalises them in Python (once per distinct
-raw value, not per event) and links each event's identifiers in a star around its strongest
-one, which is all connectivity needs.
+`context.externalIds`, member cards, ad click ids in properties). `links()` normalises them
+in Python (once per distinct raw value, not per event) and links each event's identifiers in
+a star around its strongest one, which is all connectivity needs.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ _TRAIT_PATHS = (
     ("member_card", "traits", "$.member_card"),
     ("device_id", "context", "$.device.id"),
 )
+# Ad click ids, which the ad click and the landing page it opened both carry in their properties:
+# 百度 bd_vid, 腾讯广告 gdt_vid / qz_gdt, 巨量引擎 and 小红书 clickid, Google gclid, Meta fbclid,
+# TikTok ttclid, Microsoft msclkid. One event has one click id at most, so one scan reads them all.
+_CLICK_ID_PATHS = tuple(
+    f"$.{name}" for name in ("bd_vid", "gdt_vid", "qz_gdt", "clickid", "gclid", "fbclid", "ttclid", "msclkid")
+)
 
 CANDIDATE_SCHEMA = ibis.schema(
     {"workspace_id": dt.string, "message_id": dt.string, "seen": dt.Timestamp(timezone="UTC"),
@@ -44,7 +50,8 @@ CANDIDATE_SCHEMA = ibis.schema(
 def candidates(events: ibis.Table) -> ibis.Table:
     """Raw identifiers per event, in CANDIDATE_SCHEMA (values not yet normalised)."""
     base = events.select("workspace_id", "message_id", seen=events.timestamp, traits=events.traits,
-                         context=events.context, user_id=events.user_id, anonymous_id=events.anonymous_id)  # fmt: skip
+                         context=events.context, properties=events.properties, user_id=events.user_id,
+                         anonymous_id=events.anonymous_id)  # fmt: skip
 
     def rows(id_type: ibis.Value, raw: ibis.Value, scope: ibis.Value, table: ibis.Table = base) -> ibis.Table:
         return table.select(
@@ -58,6 +65,8 @@ def candidates(events: ibis.Table) -> ibis.Table:
     ]
     for id_type, column, path in _TRAIT_PATHS:
         parts.append(rows(ibis.literal(id_type), _text_at(base[column], path), no_scope))
+    click = ibis.coalesce(*(_text_at(base.properties, path) for path in _CLICK_ID_PATHS))
+    parts.append(rows(ibis.literal("click_id"), click, no_scope))
     external = base.select("workspace_id", "message_id", "seen", x=base.context["externalIds"].array.unnest())
     parts.append(
         rows(

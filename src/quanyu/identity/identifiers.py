@@ -25,6 +25,12 @@ JUNK_VALUES = frozenset(
      "未知", "无", "空", "游客", "匿名", "测试"}
 )  # fmt: skip
 _REPEATED = re.compile(r"^(.)\1{4,}$")  # 00000, 11111111111, xxxxx
+# Separators inside device and advertising ids: the zeroed IDFA of a device with ad tracking
+# limited (00000000-0000-0000-0000-000000000000) or Android's fixed MAC (02:00:00:00:00:00).
+_SEPARATORS = re.compile(r"[\s\-:._]")
+# Fixed ids many devices report: that MAC without separators, and the ANDROID_ID a batch of
+# Android 2.2 phones and emulators share.
+_PLACEHOLDER_IDS = frozenset({"020000000000", "9774d56d682e549c"})
 _SEQUENTIAL_DIGITS = frozenset({"0123456789", "1234567890", "123456789", "12345678", "1234567"})
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _MASKED_PHONE = re.compile(r"^1[3-9]\d[*xX]{4}\d{4}$")
@@ -134,6 +140,7 @@ BUILTIN_TYPES: dict[str, IdentifierType] = {
         _builtin("wechat_openid", 60, 10, "公众号 OpenID", scoped=True),
         _builtin("mini_program_openid", 60, 10, "小程序 OpenID", scoped=True),
         _builtin("device_id", 30, 5, "设备ID Device id", _folded),
+        _builtin("click_id", 25, 50, "广告点击ID Ad click id"),
         _builtin("anonymous_id", 20, 50, "匿名ID Anonymous id"),
         _builtin("phone_masked", 0, 10, "脱敏手机号 Masked phone", normalise_masked_phone, links=False),
     )
@@ -218,6 +225,7 @@ def is_junk(value: str, extra: frozenset[str] = frozenset()) -> bool:
     folded = value.casefold().strip()
     if folded in JUNK_VALUES or folded in extra:
         return True
-    if _REPEATED.match(folded.lstrip("+")):
+    bare = _SEPARATORS.sub("", folded.lstrip("+"))
+    if _REPEATED.match(bare) or bare in _PLACEHOLDER_IDS:
         return True
-    return folded.lstrip("+") in _SEQUENTIAL_DIGITS
+    return bare in _SEQUENTIAL_DIGITS
