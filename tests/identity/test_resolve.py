@@ -8,17 +8,19 @@ import pytest
 
 from quanyu.collect.messages import Envelope
 from quanyu.errors import InvalidInput, NotFound
-from quanyu.identity.resolve import lookup, profile, rebuild
+from quanyu.identity.lookup import lookup, profile
+from quanyu.identity.resolve import rebuild
 from quanyu.platform import Platform
 from testkit import Tenant
 
 
-def send(platform: Platform, tenant: Tenant, *messages: dict[str, Any]) -> None:
+def send(platform: Platform, tenant: Tenant, *messages: dict[str, Any]) -> dict[str, int]:
+    """Through the collector and the pipeline, which stitches the new events in."""
     source = platform.sources.get(tenant.workspace_id, tenant.source_id)
     future, receipt = platform.intake.accept(source, list(messages), None, Envelope())
     future.result()
     assert not receipt.quarantined
-    platform.pipeline.drain()
+    return platform.pipeline.drain().people
 
 
 def ts(day: int) -> str:
@@ -73,8 +75,9 @@ def test_merged_profile_ids_redirect_to_the_survivor(platform: Platform, tenant:
     cookie = lookup(platform.warehouse, tenant.workspace_id, "anonymous_id", "c-1")["profile_id"]
     login = lookup(platform.warehouse, tenant.workspace_id, "user_id", "u-1")["profile_id"]
     assert cookie != login
-    send(platform, tenant, {"type": "identify", "anonymousId": "c-1", "userId": "u-1", "timestamp": ts(6)})
-    assert rebuild(platform.warehouse, tenant.workspace_id).merged_away == 1
+    people = send(platform, tenant, {"type": "identify", "anonymousId": "c-1", "userId": "u-1", "timestamp": ts(6)})
+    assert people["merges"] == 1  # the pipeline stitched it in; a rebuild agrees
+    assert rebuild(platform.warehouse, tenant.workspace_id).merged_away == 0
     merged = profile(platform.warehouse, tenant.workspace_id, login)
     assert merged["profile_id"] == cookie and merged["redirected_from"] == login  # the older person survives
     assert profile(platform.warehouse, tenant.workspace_id, cookie)["redirected_from"] is None

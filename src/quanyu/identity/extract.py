@@ -43,20 +43,20 @@ _CLICK_ID_PATHS = tuple(
 
 CANDIDATE_SCHEMA = ibis.schema(
     {"workspace_id": dt.string, "message_id": dt.string, "seen": dt.Timestamp(timezone="UTC"),
-     "id_type": dt.string, "raw": dt.string, "scope": dt.string}
+     "channel": dt.string, "source_type": dt.string, "id_type": dt.string, "raw": dt.string,
+     "scope": dt.string}
 )  # fmt: skip
+_CARRIED = ("workspace_id", "message_id", "seen", "channel", "source_type")
 
 
 def candidates(events: ibis.Table) -> ibis.Table:
     """Raw identifiers per event, in CANDIDATE_SCHEMA (values not yet normalised)."""
-    base = events.select("workspace_id", "message_id", seen=events.timestamp, traits=events.traits,
-                         context=events.context, properties=events.properties, user_id=events.user_id,
-                         anonymous_id=events.anonymous_id)  # fmt: skip
+    base = events.select("workspace_id", "message_id", "channel", "source_type", seen=events.timestamp,
+                         traits=events.traits, context=events.context, properties=events.properties,
+                         user_id=events.user_id, anonymous_id=events.anonymous_id)  # fmt: skip
 
     def rows(id_type: ibis.Value, raw: ibis.Value, scope: ibis.Value, table: ibis.Table = base) -> ibis.Table:
-        return table.select(
-            "workspace_id", "message_id", "seen", id_type=id_type, raw=raw, scope=scope
-        ).filter(ibis._.raw.notnull())
+        return table.select(*_CARRIED, id_type=id_type, raw=raw, scope=scope).filter(ibis._.raw.notnull())
 
     no_scope = ibis.literal("", type=dt.string)
     parts = [
@@ -67,7 +67,7 @@ def candidates(events: ibis.Table) -> ibis.Table:
         parts.append(rows(ibis.literal(id_type), _text_at(base[column], path), no_scope))
     click = ibis.coalesce(*(_text_at(base.properties, path) for path in _CLICK_ID_PATHS))
     parts.append(rows(ibis.literal("click_id"), click, no_scope))
-    external = base.select("workspace_id", "message_id", "seen", x=base.context["externalIds"].array.unnest())
+    external = base.select(*_CARRIED, x=base.context["externalIds"].array.unnest())
     parts.append(
         rows(
             _text_at(external.x, "$.type"),
@@ -93,6 +93,10 @@ class Links:
     single_seen: np.ndarray
     # Normalised identifiers by key: type, value, scope (for storing the nodes).
     identifiers: dict[str, tuple[str, str, str]]
+    # The record each link came from (its evidence): message id, channel, source type.
+    evidence: pa.Table
+    # Per record with a usable identifier: its message id, strongest identifier and time.
+    records: pa.Table
 
 
 def links(rows: pa.Table, types: IdentifierTypes) -> Links:
@@ -126,6 +130,7 @@ def links(rows: pa.Table, types: IdentifierTypes) -> Links:
     seen = pc.cast(rows["seen"], pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
 
     record_codes = record.dictionary_encode().indices.to_numpy(zero_copy_only=False)[valid]
+    kept = rows.filter(pa.array(valid)).select(["message_id", "channel", "source_type", "seen"])
     key_arr = keys.filter(pa.array(valid))
     key_types = np.array([type_index[identifiers[k][0]] for k in key_arr.to_pylist()], dtype=np.int16)
     seen = seen[valid]
@@ -133,13 +138,18 @@ def links(rows: pa.Table, types: IdentifierTypes) -> Links:
     strength = priority[key_types]
     order = np.lexsort((-strength, record_codes))
     rec_sorted = record_codes[order]
-    first = np.r_[True, rec_sorted[1:] != rec_sorted[:-1]]
+    first = np.r_[True, rec_sorted[1:] != rec_sorted[:-1]] if len(rec_sorted) else np.zeros(0, bool)
     centre = order[first][np.cumsum(first) - 1]  # for each sorted row, its record's centre row
     is_leaf = ~first
     a_rows, b_rows = centre[is_leaf], order[is_leaf]
     # Records with one identifier still make that identifier a node.
     counts = np.bincount(rec_sorted)
     lone = order[first][counts[rec_sorted[first]] == 1]
+    centres = order[first]
+    records = pa.table(
+        {"message_id": kept["message_id"].take(centres), "key": key_arr.take(pa.array(centres)),
+         "timestamp": kept["seen"].take(centres)}
+    )  # fmt: skip
     return Links(
         key_arr.take(pa.array(a_rows)),
         key_types[a_rows],
@@ -150,4 +160,6 @@ def links(rows: pa.Table, types: IdentifierTypes) -> Links:
         key_types[lone],
         seen[lone],
         identifiers,
+        kept.select(["message_id", "channel", "source_type"]).take(pa.array(b_rows)),
+        records,
     )

@@ -1,32 +1,47 @@
-"""Resolve a workspace's people: events → identifier links → stitched graph → profile ids.
+"""Resolve a workspace's people: records → identifier links → stitched graph → profile ids.
 
-The full rebuild path: every event of the workspace is read (columnar), its identifiers
-normalised and linked, the graph stitched, and the workspace's `identity_nodes` rewritten in
-one warehouse transaction together with redirects for profile ids that merged away.
+Two paths, one result. `rebuild()` recomputes the whole workspace from its events.
+`extend()` takes new events only: it loads the raw components (people connected before the
+per-type limits apply) their identifiers touch, adds the new links and stitches just those
+components again. Stitching is deterministic on a component's links, so both paths give the
+same people; `tests/identity/test_incremental.py` checks it on random histories.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import ibis
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from quanyu.errors import InvalidInput, NotFound
+from quanyu.identity.changes import Outcome, compare
+from quanyu.identity.evidence import (
+    EDGE_ROWS,
+    edges_from_links,
+    merge_edges,
+    merge_nodes,
+    nodes_from_links,
+    pair_keys,
+)
 from quanyu.identity.extract import candidates, links
 from quanyu.identity.identifiers import IdentifierTypes
-from quanyu.identity.stitch import build_graph, stitch
-from quanyu.warehouse.base import Warehouse
+from quanyu.identity.stitch import _components, build_graph, stitch
+from quanyu.warehouse.base import Append, Replace, Warehouse
 from quanyu.warehouse.events import events_table
-from quanyu.warehouse.schema import IDENTITY_NODES, IDENTITY_REDIRECTS
+from quanyu.warehouse.schema import IDENTITY_NODES
 
 _NODES = IDENTITY_NODES.to_pyarrow()
-_REDIRECTS = IDENTITY_REDIRECTS.to_pyarrow()
+_MICROS = pa.timestamp("us", "UTC")
+# One stitch at a time per process: a rebuild and the pipeline's incremental stitch both
+# rewrite nodes, and must not interleave.
+STITCH_LOCK = threading.Lock()
 
 
 def profile_id(workspace_id: str, anchor_key: str) -> str:
@@ -35,150 +50,262 @@ def profile_id(workspace_id: str, anchor_key: str) -> str:
 
 
 @dataclass(frozen=True)
-class RebuildResult:
+class StitchResult:
     workspace_id: str
     events: int
     identifiers: int
     links: int
     profiles: int
     links_dropped: int
+    merges: int
+    splits: int
     merged_away: int
+    touched_profiles: list[str] = field(default_factory=list, repr=False)
 
     def public(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        out = self.__dict__.copy()
+        out["touched_profiles"] = len(self.touched_profiles)
+        return out
 
 
-def rebuild(warehouse: Warehouse, workspace_id: str, types: IdentifierTypes | None = None) -> RebuildResult:
+# Kept for callers of the first version.
+RebuildResult = StitchResult
+
+
+@dataclass(frozen=True)
+class _Stitched:
+    nodes: pa.Table  # IDENTITY_NODES rows
+    edges: pa.Table  # EDGE_ROWS
+    profiles: int
+    rejected: int
+    parted_by: dict[str, list[dict[str, Any]]]
+
+
+def rebuild(warehouse: Warehouse, workspace_id: str, types: IdentifierTypes | None = None) -> StitchResult:
+    """Recompute every person of the workspace from its events."""
     types = types or IdentifierTypes()
-    type_list = list(types)
     events = events_table()
     mine = events.filter(events.workspace_id == workspace_id)
-    n_events = int(warehouse.execute(mine.count().as_table()).column(0)[0].as_py())
-    rows = warehouse.execute(candidates(mine))
-    found = links(rows, types)
+    with STITCH_LOCK:
+        n_events = _count(warehouse, mine)
+        found = links(warehouse.execute(candidates(mine)), types)
+        exclusions = _exclusions(warehouse, workspace_id, None)
+        done = _stitch(workspace_id, types, merge_nodes(nodes_from_links(found)),
+                       merge_edges(edges_from_links(found)), exclusions)  # fmt: skip
+        old = _stored_nodes(warehouse, workspace_id, None)
+        outcome = compare(workspace_id, old, done.nodes, done.edges, done.parted_by)
+        warehouse.write([
+            Replace("identity_nodes", workspace_id, done.nodes),
+            Replace("identity_edges", workspace_id, _edge_table(workspace_id, done.edges)),
+            Replace("identity_event_keys", workspace_id, _event_keys(workspace_id, found.records)),
+            Append("identity_redirects", outcome.redirects),
+            Append("identity_changes", outcome.changes),
+            Append("identity_batches", _untaken_batches(warehouse, mine)),
+        ])  # fmt: skip
+    return _result(workspace_id, n_events, done, outcome)
+
+
+def _untaken_batches(warehouse: Warehouse, events: ibis.Table) -> pa.Table:
+    """The workspace's batches the graph has not marked yet: the rebuild has taken them in."""
+    done = warehouse.table("identity_batches")
+    todo = events.select("batch_id").distinct().anti_join(done, "batch_id")
+    ids = warehouse.execute(todo).column(0)
+    now = pa.array([datetime.now(UTC)] * len(ids), _MICROS)
+    return pa.table({"batch_id": pc.cast(ids, pa.int64()), "at": now})
+
+
+def extend(
+    warehouse: Warehouse, workspace_id: str, events: ibis.Table, types: IdentifierTypes | None = None
+) -> StitchResult:
+    """Stitch new events (`events`: an expression selecting them) into the stored graph.
+
+    Idempotent: extending with events already stitched changes nothing, so a crash between
+    the warehouse append and this step is repaired by simply running it again.
+    """
+    with STITCH_LOCK:
+        return _restitch(warehouse, workspace_id, events, types or IdentifierTypes(), [])
+
+
+def _restitch(
+    warehouse: Warehouse, workspace_id: str, events: ibis.Table, types: IdentifierTypes, keys: list[str]
+) -> StitchResult:
+    """Restitch the components that `events`' identifiers and `keys` are in."""
+    n_events = _count(warehouse, events)
+    found = links(warehouse.execute(candidates(events)), types)
+    new_nodes = nodes_from_links(found)
+    touching = pa.chunked_array([new_nodes["key"].combine_chunks(), pa.array(keys, pa.string())])
+    old = _stored_nodes(warehouse, workspace_id, touching)
+    old_keys = old["key"]
+    stored_edges = _stored_edges(warehouse, workspace_id, old_keys)
+    nodes = merge_nodes(old.select(new_nodes.column_names).set_column(
+        4, "first_seen", pc.cast(old["first_seen"], pa.int64())), new_nodes)  # fmt: skip
+    done = _stitch(workspace_id, types, nodes, merge_edges(stored_edges, edges_from_links(found)),
+                   _exclusions(warehouse, workspace_id, nodes["key"]))  # fmt: skip
+    outcome = compare(workspace_id, old, done.nodes, done.edges, done.parted_by)
+    message_ids = found.records["message_id"].to_pylist()
+    warehouse.write([
+        Replace("identity_nodes", workspace_id, done.nodes, "key", old_keys.to_pylist()),
+        Replace("identity_edges", workspace_id, _edge_table(workspace_id, done.edges), "a_key",
+                old_keys.to_pylist()),
+        Replace("identity_event_keys", workspace_id, _event_keys(workspace_id, found.records),
+                "message_id", message_ids),
+        Append("identity_redirects", outcome.redirects),
+        Append("identity_changes", outcome.changes),
+    ])  # fmt: skip
+    return _result(workspace_id, n_events, done, outcome)
+
+
+def _stitch(
+    workspace_id: str, types: IdentifierTypes, nodes: pa.Table, edges: pa.Table, exclusions: pa.Table
+) -> _Stitched:
+    type_list = list(types)
+    names = pa.array([t.name for t in type_list], pa.string())
+    a_types = pc.index_in(_type_of(edges["a_key"]), names).to_numpy(zero_copy_only=False)
+    b_types = pc.index_in(_type_of(edges["b_key"]), names).to_numpy(zero_copy_only=False)
+    n_types = pc.index_in(nodes["id_type"], names).to_numpy(zero_copy_only=False)
     graph = build_graph(
-        found.a_keys, found.a_types, found.b_keys, found.b_types, found.seen,
-        found.single_keys, found.single_types, found.single_seen,
+        edges["a_key"], a_types, edges["b_key"], b_types, edges["first_seen"].to_numpy(),
+        nodes["key"], n_types, nodes["first_seen"].to_numpy(),
     )  # fmt: skip
-    result = stitch(graph, type_list)
-    keys = graph.keys.to_pylist()
-    anchor_keys = [keys[node] for node in result.anchors.tolist()]
-    profile_ids = np.array([profile_id(workspace_id, k) for k in anchor_keys], dtype=object)
-    node_profiles = profile_ids[result.labels] if len(keys) else np.empty(0, dtype=object)
+    excluded = None
+    if exclusions.num_rows:
+        wrong = pair_keys(exclusions["a_key"], exclusions["b_key"])
+        excluded = pc.is_in(pair_keys(edges["a_key"], edges["b_key"]), wrong).to_numpy(zero_copy_only=False)
+    result = stitch(graph, type_list, excluded)
+    keys = graph.keys.cast(pa.string())
+    keep = np.ones(len(graph.src), dtype=bool) if excluded is None else ~excluded
+    raw = _components(len(keys), graph.src[keep], graph.dst[keep])
+    component_names = pa.table({"label": raw, "key": keys}).group_by("label").aggregate([("key", "min")])
+    names_by_label = np.empty(len(component_names), dtype=object)
+    names_by_label[component_names["label"].to_numpy()] = component_names["key_min"].to_numpy(
+        zero_copy_only=False
+    )
+    anchor_keys = keys.take(pa.array(result.anchors)).to_pylist()
+    pids = np.array([profile_id(workspace_id, k) for k in anchor_keys], dtype=object)
     is_anchor = np.zeros(len(keys), dtype=bool)
     is_anchor[result.anchors] = True
-    parts = [found.identifiers[k] for k in keys]
-    nodes = pa.table(
+    info = nodes.take(pc.index_in(keys, nodes["key"]))
+    rows = pa.table(
         {
             "workspace_id": pa.array([workspace_id] * len(keys), pa.string()),
-            "key": graph.keys.cast(pa.string()),
-            "id_type": pa.array([p[0] for p in parts], pa.string()),
-            "value": pa.array([p[1] for p in parts], pa.string()),
-            "scope": pa.array([p[2] for p in parts], pa.string()),
-            "profile_id": pa.array(node_profiles, pa.string()),
+            "key": keys,
+            "id_type": info["id_type"],
+            "value": info["value"],
+            "scope": info["scope"],
+            "profile_id": pa.array(pids[result.labels] if len(keys) else [], pa.string()),
             "is_anchor": pa.array(is_anchor),
-            "first_seen": pa.array(graph.first_seen, pa.int64()).cast(pa.timestamp("us", "UTC")),
+            "first_seen": pa.array(graph.first_seen, pa.int64()).cast(_MICROS),
+            "component": pa.array(names_by_label[raw] if len(keys) else [], pa.string()),
         },
         schema=_NODES,
     )
-    redirects = _redirects(warehouse, workspace_id, dict(zip(keys, node_profiles.tolist(), strict=True)))
-    warehouse.replace_workspace_rows("identity_nodes", workspace_id, nodes, {"identity_redirects": redirects})
-    return RebuildResult(
-        workspace_id, n_events, len(keys), len(graph.src), len(anchor_keys), len(result.rejected),
-        redirects.num_rows,
+    return _Stitched(rows, edges, len(anchor_keys), len(result.rejected),
+                     _parted_by(edges, excluded, result.rejected, exclusions, graph.types, type_list))  # fmt: skip
+
+
+def _parted_by(
+    edges: pa.Table, excluded: np.ndarray | None, rejected: np.ndarray, exclusions: pa.Table,
+    node_types: np.ndarray, type_list: list[Any],
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Why links were refused, per identifier at either end (to explain splits)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if excluded is not None:
+        actors = {
+            p: a for p, a in zip(pair_keys(exclusions["a_key"], exclusions["b_key"]).to_pylist(),
+                                 exclusions["actor"].to_pylist(), strict=True)
+        }  # fmt: skip
+        for i in np.flatnonzero(excluded).tolist():
+            a, b = edges["a_key"][i].as_py(), edges["b_key"][i].as_py()
+            cause = {"why": "unmerge", "a": a, "b": b, "actor": actors.get(f"{min(a, b)}\x1f{max(a, b)}")}
+            out.setdefault(a, []).append(cause)
+            out.setdefault(b, []).append(cause)
+    for i in rejected.tolist():
+        a, b = edges["a_key"][i].as_py(), edges["b_key"][i].as_py()
+        weaker = min((a, b), key=lambda k: next(t.priority for t in type_list if k.startswith(t.name + ":")))
+        cause = {"why": "limit", "a": a, "b": b, "type": weaker.split(":", 1)[0]}
+        out.setdefault(a, []).append(cause)
+        out.setdefault(b, []).append(cause)
+    return out
+
+
+def _type_of(keys: pa.ChunkedArray | pa.Array) -> pa.Array:
+    # A key is "type:value" (or "type:scope:value"); the type never contains a colon.
+    return pc.list_element(pc.split_pattern(keys, ":", max_splits=1), 0)
+
+
+def _result(workspace_id: str, n_events: int, done: _Stitched, outcome: Outcome) -> StitchResult:
+    kinds = outcome.changes["kind"].to_pylist()
+    return StitchResult(
+        workspace_id, n_events, done.nodes.num_rows, done.edges.num_rows, done.profiles, done.rejected,
+        kinds.count("merge"), kinds.count("split"), outcome.redirects.num_rows, outcome.touched_profiles,
     )  # fmt: skip
 
 
-def _redirects(warehouse: Warehouse, workspace_id: str, new: dict[str, str]) -> pa.Table:
-    """Old profile ids that no longer exist, pointed at the profile most of their identifiers
-    (their anchor first) now belong to."""
+def _count(warehouse: Warehouse, events: ibis.Table) -> int:
+    return int(warehouse.execute(events.count().as_table()).column(0)[0].as_py())
+
+
+def _stored_nodes(warehouse: Warehouse, workspace_id: str, touching: pa.ChunkedArray | None) -> pa.Table:
+    """Stored nodes of the workspace; with `touching`, only the components those keys are in."""
     nodes = warehouse.table("identity_nodes")
-    old = warehouse.execute(
-        nodes.filter(nodes.workspace_id == workspace_id).select("key", "profile_id", "is_anchor")
-    ).to_pylist()
-    alive = set(new.values())
-    votes: dict[str, Counter[str]] = {}
-    anchors: dict[str, str] = {}
-    for row in old:
-        if row["profile_id"] in alive or row["key"] not in new:
-            continue
-        votes.setdefault(row["profile_id"], Counter())[new[row["key"]]] += 1
-        if row["is_anchor"]:
-            anchors[row["profile_id"]] = new[row["key"]]
-    now = datetime.now(UTC)
-    pairs = [(old_id, anchors.get(old_id) or c.most_common(1)[0][0]) for old_id, c in sorted(votes.items())]
-    return pa.table(
-        {
-            "workspace_id": pa.array([workspace_id] * len(pairs), pa.string()),
-            "old_profile_id": pa.array([p[0] for p in pairs], pa.string()),
-            "profile_id": pa.array([p[1] for p in pairs], pa.string()),
-            "at": pa.array([now] * len(pairs), pa.timestamp("us", "UTC")),
-        },
-        schema=_REDIRECTS,
+    mine = nodes.filter(nodes.workspace_id == workspace_id)
+    if touching is not None:
+        if len(touching) == 0:
+            return warehouse.execute(mine.limit(0))
+        keys = ibis.memtable(pa.table({"key": touching}))
+        hit = mine.semi_join(keys, "key").select("component").distinct()
+        mine = mine.semi_join(hit, "component")
+    return warehouse.execute(mine)
+
+
+def _stored_edges(warehouse: Warehouse, workspace_id: str, keys: pa.ChunkedArray) -> pa.Table:
+    edges = warehouse.table("identity_edges")
+    if len(keys) == 0:
+        return pa.table({n: pa.array([], t) for n, t in zip(EDGE_ROWS.names, EDGE_ROWS.types, strict=True)})
+    mine = edges.filter(edges.workspace_id == workspace_id).semi_join(
+        ibis.memtable(pa.table({"a_key": keys})), "a_key"
     )
+    rows = warehouse.execute(mine.select(*EDGE_ROWS.names))
+    return rows.set_column(2, "first_seen", pc.cast(rows["first_seen"], pa.int64()))
 
 
-def lookup(
-    warehouse: Warehouse, workspace_id: str, id_type: str, value: str, scope: str = "",
+def _exclusions(warehouse: Warehouse, workspace_id: str, keys: pa.ChunkedArray | None) -> pa.Table:
+    table = warehouse.table("identity_exclusions")
+    mine = table.filter(table.workspace_id == workspace_id)
+    if keys is not None:
+        wanted = ibis.memtable(pa.table({"k": keys}))
+        mine = mine.filter(mine.a_key.isin(wanted.k) | mine.b_key.isin(wanted.k))
+    return warehouse.execute(mine.select("a_key", "b_key", "actor"))
+
+
+def _edge_table(workspace_id: str, edges: pa.Table) -> pa.Table:
+    return pa.table(
+        {"workspace_id": pa.array([workspace_id] * edges.num_rows, pa.string()),
+         **{n: edges[n] for n in EDGE_ROWS.names}}
+    ).set_column(3, "first_seen", pc.cast(edges["first_seen"], _MICROS))  # fmt: skip
+
+
+def _event_keys(workspace_id: str, records: pa.Table) -> pa.Table:
+    return pa.table(
+        {"workspace_id": pa.array([workspace_id] * records.num_rows, pa.string()),
+         "message_id": records["message_id"], "key": records["key"],
+         "timestamp": pc.cast(records["timestamp"], _MICROS)}
+    )  # fmt: skip
+
+
+def unmerge(
+    warehouse: Warehouse, workspace_id: str, pairs: Sequence[tuple[str, str]], actor: str, reason: str,
     types: IdentifierTypes | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """The profile an identifier belongs to; NotFound (404) when nobody has it."""
-    types = types or IdentifierTypes()
-    ident = types.identify(id_type, value, scope)
-    if ident is None:
-        raise InvalidInput(
-            f"无效的标识值 / not a valid {id_type} value: {value!r}", code="invalid_identifier"
-        )
-    nodes = warehouse.table("identity_nodes")
-    hit = warehouse.execute(
-        nodes.filter(nodes.workspace_id == workspace_id, nodes.key == ident.key).select("profile_id").limit(1)
-    ).to_pylist()
-    if not hit:
-        raise NotFound(f"未找到该标识的用户 / no profile has {ident.key}", code="profile_not_found")
-    return profile(warehouse, workspace_id, hit[0]["profile_id"])
-
-
-def profile(warehouse: Warehouse, workspace_id: str, pid: str) -> dict[str, Any]:
-    """A profile with its identifiers; an id that merged away answers with its survivor."""
-    rows, resolved = _identifiers(warehouse, workspace_id, pid), pid
-    if not rows:
-        resolved = _follow(warehouse, workspace_id, pid)
-        rows = _identifiers(warehouse, workspace_id, resolved) if resolved != pid else []
-    if not rows:
-        raise NotFound(f"用户不存在 / profile {pid} not found", code="profile_not_found")
-    return {
-        "profile_id": resolved,
-        "redirected_from": pid if resolved != pid else None,
-        "first_seen": rows[0]["first_seen"].isoformat(),
-        "identifiers": [
-            {"type": r["id_type"], "value": r["value"], **({"scope": r["scope"]} if r["scope"] else {}),
-             "first_seen": r["first_seen"].isoformat()}
-            for r in rows
-        ],
-    }  # fmt: skip
-
-
-def _identifiers(warehouse: Warehouse, workspace_id: str, pid: str) -> list[dict[str, Any]]:
-    nodes = warehouse.table("identity_nodes")
-    return warehouse.execute(
-        nodes.filter(nodes.workspace_id == workspace_id, nodes.profile_id == pid)
-        .select("id_type", "value", "scope", "first_seen")
-        .order_by(["first_seen", "id_type", "value"])
-    ).to_pylist()
-
-
-def _follow(warehouse: Warehouse, workspace_id: str, pid: str) -> str:
-    redirects = warehouse.table("identity_redirects")
-    seen = {pid}
-    for _ in range(32):  # chains are short; the bound only guards against a cycle
-        hit = warehouse.execute(
-            redirects.filter(redirects.workspace_id == workspace_id, redirects.old_profile_id == pid)
-            .order_by(ibis.desc("at"))
-            .select("profile_id")
-            .limit(1)
-        ).to_pylist()
-        if not hit or hit[0]["profile_id"] in seen:
-            return pid
-        pid = hit[0]["profile_id"]
-        seen.add(pid)
-    return pid
+) -> StitchResult:  # fmt: skip
+    """Mark links as wrong and restitch the people they joined."""
+    now = datetime.now(UTC)
+    rows = pa.table(
+        {"workspace_id": [workspace_id] * len(pairs), "a_key": [min(p) for p in pairs],
+         "b_key": [max(p) for p in pairs], "at": pa.array([now] * len(pairs), _MICROS),
+         "actor": [actor] * len(pairs), "reason": [reason] * len(pairs)}
+    )  # fmt: skip
+    warehouse.write([Append("identity_exclusions", rows)])
+    keys = sorted({k for p in pairs for k in p})
+    nothing = events_table().filter(ibis.literal(False))
+    with STITCH_LOCK:
+        return _restitch(warehouse, workspace_id, nothing, types or IdentifierTypes(), keys)

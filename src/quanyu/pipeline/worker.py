@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from quanyu.collect.queue import ClaimedBatch, IngestQueue, Tally
 from quanyu.collect.sources import SourceInfo, Sources
+from quanyu.identity.stage import IdentityStage
 from quanyu.pipeline.normalise import BATCHES, batch_table, new_events
 from quanyu.warehouse.base import Warehouse
 
@@ -34,6 +35,7 @@ class StepResult:
     duplicates: int = 0
     recovered_batches: int = 0
     tallies: dict[str, Tally] = field(default_factory=dict)
+    people: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: StepResult) -> None:
         self.batches += other.batches
@@ -49,6 +51,7 @@ class StepResult:
             "inserted": self.inserted,
             "duplicates": self.duplicates,
             "recovered_batches": self.recovered_batches,
+            **({"people": self.people} if self.people else {}),
         }
 
 
@@ -59,6 +62,8 @@ class PipelineConfig:
     dedupe_window: timedelta = timedelta(days=7)
     future_after: timedelta = timedelta(hours=24)
     past_before: timedelta = timedelta(days=5 * 365)
+    # Stitch new events into the identity graph after each drain (off in pure-ingest benches).
+    resolve_identities: bool = True
 
 
 class Pipeline:
@@ -71,6 +76,7 @@ class Pipeline:
         self.config = config
         self._sources: dict[str, SourceInfo] = {}
         self._lock = threading.Lock()
+        self.identity = IdentityStage(warehouse)
 
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).
@@ -99,6 +105,9 @@ class Pipeline:
                     on_step(step)
             if completing is not None:
                 completing.result()
+            if self.config.resolve_identities:
+                # After the events are safely stored: people lag events by one drain at most.
+                total.people = self.identity.run().public()
         return total
 
     def run(self, stop: threading.Event, interval: float) -> None:
@@ -109,7 +118,7 @@ class Pipeline:
                 log.exception("pipeline step failed; retrying")
                 stop.wait(interval)
                 continue
-            if not done.batches and not done.recovered_batches:
+            if not done.batches and not done.recovered_batches and not done.people.get("batches"):
                 stop.wait(interval)
 
     def _prepare(self, after_id: int | None) -> _Work | None:

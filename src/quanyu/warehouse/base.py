@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import ibis
 import pyarrow as pa
 
 from quanyu.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Append:
+    """Add `rows` to `target`."""
+
+    target: str
+    rows: pa.Table
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Delete `target`'s rows of one workspace (only those whose `column` is in `values`, when
+    given) and add `rows` in their place."""
+
+    target: str
+    workspace_id: str
+    rows: pa.Table
+    column: str | None = None
+    values: Sequence[str] = ()
 
 
 class Warehouse(Protocol):
@@ -24,10 +46,8 @@ class Warehouse(Protocol):
         record `batch_ids` as applied, in one transaction. Returns rows inserted per batch id."""
         ...
 
-    def replace_workspace_rows(
-        self, target: str, workspace_id: str, rows: pa.Table, extra: dict[str, pa.Table] | None = None
-    ) -> None:
-        """Replace `target`'s rows of one workspace and append `extra` tables, atomically."""
+    def write(self, ops: Sequence[Append | Replace]) -> None:
+        """Apply every operation in one transaction: all of them or none."""
         ...
 
     def applied_batches(self, batch_ids: list[int]) -> dict[int, int]:

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import ibis
+import ibis.expr.operations as ops
 import pyarrow as pa
 import sqlglot
 from ibis.backends.sql.compilers.duckdb import compiler
 
 from quanyu.errors import QuanyuError, StorageUnavailable
-from quanyu.warehouse.schema import APPLIED_BATCHES, EVENTS, IDENTITY_NODES, IDENTITY_REDIRECTS
+from quanyu.warehouse.base import Append, Replace
+from quanyu.warehouse.schema import (
+    APPLIED_BATCHES,
+    EVENTS,
+    IDENTITY_BATCHES,
+    IDENTITY_CHANGES,
+    IDENTITY_EDGES,
+    IDENTITY_EVENT_KEYS,
+    IDENTITY_EXCLUSIONS,
+    IDENTITY_NODES,
+    IDENTITY_REDIRECTS,
+    PROFILE_TAGS,
+    PROFILES,
+)
 
 
 def _inserted_per_batch(target: str) -> str:
@@ -67,13 +82,21 @@ class DuckDBWarehouse:
             ("applied_batches", APPLIED_BATCHES),
             ("identity_nodes", IDENTITY_NODES),
             ("identity_redirects", IDENTITY_REDIRECTS),
+            ("identity_edges", IDENTITY_EDGES),
+            ("identity_event_keys", IDENTITY_EVENT_KEYS),
+            ("identity_exclusions", IDENTITY_EXCLUSIONS),
+            ("identity_changes", IDENTITY_CHANGES),
+            ("identity_batches", IDENTITY_BATCHES),
+            ("profiles", PROFILES),
+            ("profile_tags", PROFILE_TAGS),
         )
         for name, schema in tables:
             if name not in existing:
                 backend.create_table(name, schema=schema)
-        # Files written before per-batch counts were recorded.
+        # Files written before per-batch counts (and raw components) were recorded.
         self._cursor().execute(
-            "ALTER TABLE applied_batches ADD COLUMN IF NOT EXISTS inserted BIGINT DEFAULT 0"
+            "ALTER TABLE applied_batches ADD COLUMN IF NOT EXISTS inserted BIGINT DEFAULT 0;"
+            "ALTER TABLE identity_nodes ADD COLUMN IF NOT EXISTS component VARCHAR"
         )
 
     def table(self, name: str) -> ibis.Table:
@@ -81,10 +104,18 @@ class DuckDBWarehouse:
 
     def execute(self, expr: ibis.Expr) -> pa.Table:
         sql = compiler.to_sqlglot(expr).sql("duckdb")
+        cur = self._cursor()
+        # In-memory tables (ibis.memtable: a set of keys to look up) are views for this query.
+        memtables = [op for op in expr.op().find(ops.InMemoryTable)]
+        for op in memtables:
+            cur.register(op.name, op.data.to_pyarrow(op.schema))
         try:
-            return self._cursor().execute(sql).to_arrow_table()
+            return cur.execute(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise StorageUnavailable(f"仓库查询失败 / warehouse query failed: {exc}\n{sql}") from exc
+        finally:
+            for op in memtables:
+                cur.unregister(op.name)
 
     def append(
         self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
@@ -117,31 +148,37 @@ class DuckDBWarehouse:
                 cur.unregister(name)
         return {i: counts.get(i, 0) for i in batch_ids}
 
-    def replace_workspace_rows(
-        self, target: str, workspace_id: str, rows: pa.Table, extra: dict[str, pa.Table] | None = None
-    ) -> None:
-        """Replace `target`'s rows of one workspace with `rows`, and append each `extra` table
-        (name → rows), in one transaction."""
+    def write(self, ops: Sequence[Append | Replace]) -> None:
         cur = self._cursor()
-        delete = sqlglot.exp.delete(
-            target, where=sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Placeholder(this="ws"))
-        )
-        appends = {target: rows, **(extra or {})}
+        registered: list[str] = []
+
+        def view(table: pa.Table) -> str:
+            name = f"_quanyu_rows_{len(registered)}"
+            cur.register(name, table)
+            registered.append(name)
+            return name
+
         try:
             cur.execute("BEGIN TRANSACTION")
-            cur.execute(delete.sql("duckdb"), {"ws": workspace_id})
-            for i, (name, table) in enumerate(appends.items()):
-                view = f"_quanyu_rows_{i}"
-                cur.register(view, table)
-                try:
-                    insert = sqlglot.exp.insert(sqlglot.select("*").from_(view), name)
+            for op in ops:
+                if isinstance(op, Replace):
+                    where = sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Literal.string(op.workspace_id))
+                    if op.column is not None:
+                        keys = view(pa.table({"v": pa.array(list(op.values), pa.string())}))
+                        where = where.and_(
+                            sqlglot.exp.column(op.column).isin(query=sqlglot.select("v").from_(keys))
+                        )
+                    cur.execute(sqlglot.exp.delete(op.target, where=where).sql("duckdb"))
+                if op.rows.num_rows:
+                    insert = sqlglot.exp.insert(sqlglot.select("*").from_(view(op.rows)), op.target)
                     cur.execute(insert.sql("duckdb"))
-                finally:
-                    cur.unregister(view)
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             cur.execute("ROLLBACK")
             raise StorageUnavailable(f"写入仓库失败 / warehouse write failed: {exc}") from exc
+        finally:
+            for name in registered:
+                cur.unregister(name)
 
     def applied_batches(self, batch_ids: list[int]) -> dict[int, int]:
         if not batch_ids:

@@ -57,14 +57,87 @@ APPLIED_BATCHES = ibis.schema({"batch_id": dt.int64, "applied_at": TS, "inserted
 JSON_COLUMNS = ("line_items", "properties", "traits", "context")
 
 
-# The identity graph's nodes: every normalised identifier of a workspace and the person
-# (profile) it belongs to, rewritten per workspace by each stitch.
+# The identity graph's nodes: every normalised identifier of a workspace, the person (profile)
+# it belongs to, and its raw component (connected through links before the per-type limits
+# apply: the unit an incremental stitch recomputes). Rewritten per component by each stitch.
 IDENTITY_NODES = ibis.schema(
     {"workspace_id": dt.string, "key": dt.string, "id_type": dt.string, "value": dt.string,
-     "scope": dt.string, "profile_id": dt.string, "is_anchor": dt.boolean, "first_seen": TS}
+     "scope": dt.string, "profile_id": dt.string, "is_anchor": dt.boolean, "first_seen": TS,
+     "component": dt.string}
+)  # fmt: skip
+
+# The graph's links, one row per identifier pair (a_key < b_key), with the first record that
+# showed them together: the evidence a merge is explained by.
+IDENTITY_EDGES = ibis.schema(
+    {"workspace_id": dt.string, "a_key": dt.string, "b_key": dt.string, "first_seen": TS,
+     "message_id": dt.string, "channel": dt.string, "source_type": dt.string, "kind": dt.string}
+)  # fmt: skip
+
+# Which identifier each event is attributed to (its strongest one): events reach their person
+# through it, so merges and splits never rewrite events.
+IDENTITY_EVENT_KEYS = ibis.schema(
+    {"workspace_id": dt.string, "message_id": dt.string, "key": dt.string, "timestamp": TS}
+)
+
+# Queue batches whose events the identity graph has taken in (the pipeline's identity stage
+# catches up from applied_batches with an anti-join on this).
+IDENTITY_BATCHES = ibis.schema({"batch_id": dt.int64, "at": TS})
+
+# Links an operator marked as wrong (unmerge): never used again by any stitch.
+IDENTITY_EXCLUSIONS = ibis.schema(
+    {"workspace_id": dt.string, "a_key": dt.string, "b_key": dt.string, "at": TS,
+     "actor": dt.string, "reason": dt.string}
+)  # fmt: skip
+
+# The append-only log of merges and splits, each with its explanation.
+IDENTITY_CHANGES = ibis.schema(
+    {"workspace_id": dt.string, "change_id": dt.string, "at": TS, "kind": dt.string,
+     "profile_id": dt.string, "other_profile_ids": dt.Array(dt.string), "reason": dt.json,
+     "explanation": dt.string}
 )  # fmt: skip
 
 # Profile ids that stopped existing because their person merged into another: old → new.
 IDENTITY_REDIRECTS = ibis.schema(
     {"workspace_id": dt.string, "old_profile_id": dt.string, "profile_id": dt.string, "at": TS}
 )
+
+# One row per person, materialised from their events and identifiers (`quanyu.profiles`):
+# merged traits with the source each value came from, identifiers with their sources, computed
+# traits, RFM scores and the tags held at the last refresh. Rewritten per profile by refresh.
+PROFILE_CHANNEL = dt.Struct({"channel": dt.string, "first_seen": TS, "last_seen": TS, "events": dt.int64})
+PROFILE_IDENTIFIER = dt.Struct(
+    {
+        "type": dt.string,
+        "value": dt.string,
+        "scope": dt.string,
+        "first_seen": TS,
+        "sources": dt.Array(dt.string),
+    }
+)
+PROFILE_TRAIT_SOURCE = dt.Struct(
+    {"key": dt.string, "source_type": dt.string, "source_id": dt.string, "at": TS}
+)
+PROFILES = ibis.schema(
+    {"workspace_id": dt.string, "profile_id": dt.string,
+     "traits": dt.json, "trait_sources": dt.Array(PROFILE_TRAIT_SOURCE),
+     "identifiers": dt.Array(PROFILE_IDENTIFIER), "identifier_count": dt.int64,
+     "reachable_channels": dt.Array(dt.string),
+     "event_count": dt.int64, "first_seen": TS, "last_seen": TS,
+     "channels": dt.Array(dt.string), "channel_activity": dt.Array(PROFILE_CHANNEL),
+     "preferred_channel": dt.string, "first_touch_channel": dt.string, "first_touch_source": dt.string,
+     "first_touch_campaign": dt.string, "in_private_domain": dt.boolean, "in_public_domain": dt.boolean,
+     "online": dt.boolean, "offline": dt.boolean,
+     "order_count": dt.int64, "revenue": dt.float64, "avg_order_value": dt.float64,
+     "first_purchase_at": TS, "last_purchase_at": TS, "refund_count": dt.int64,
+     "refund_amount": dt.float64, "net_revenue": dt.float64,
+     "rfm_recency": dt.int64, "rfm_frequency": dt.int64, "rfm_monetary": dt.int64, "rfm_segment": dt.string,
+     "tags": dt.Array(dt.string), "updated_at": TS}
+)  # fmt: skip
+
+# The append-only log of tag changes: manual ones (through the API, with their actor) and
+# rule-based ones (written by refresh when a rule starts or stops matching). A profile's tags
+# are the latest `op` per (profile, tag, source) that is "add".
+PROFILE_TAGS = ibis.schema(
+    {"workspace_id": dt.string, "profile_id": dt.string, "tag": dt.string, "source": dt.string,
+     "op": dt.string, "at": TS, "actor": dt.string}
+)  # fmt: skip
