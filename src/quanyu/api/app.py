@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from quanyu import __version__
 from quanyu.api import errors
-from quanyu.api.routes import collect, events, pipeline, quarantine, sources
+from quanyu.api.routes import collect, events, pipeline, profiles, quarantine, sources
 from quanyu.platform import Platform
 from quanyu.settings import Settings
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     errors.install(app)
-    for module in (collect, sources, pipeline, events, quarantine):
+    for module in (collect, sources, pipeline, events, quarantine, profiles):
         app.include_router(module.router)
 
     @app.get("/healthz", operation_id="health", tags=["health"])

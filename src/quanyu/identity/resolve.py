@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quanyu.errors import InvalidInput
 from quanyu.identity.changes import Outcome, compare
 from quanyu.identity.evidence import (
     EDGE_ROWS,
@@ -309,3 +310,36 @@ def unmerge(
     nothing = events_table().filter(ibis.literal(False))
     with STITCH_LOCK:
         return _restitch(warehouse, workspace_id, nothing, types or IdentifierTypes(), keys)
+
+
+def detach(
+    warehouse: Warehouse, workspace_id: str, pid: str, keys: Sequence[str], actor: str, reason: str,
+    types: IdentifierTypes | None = None,
+) -> StitchResult:  # fmt: skip
+    """Unmerge by identifier: "these identifiers are not this person". Every link between them
+    and the rest of the profile is marked wrong, and the person is stitched again."""
+    nodes = warehouse.table("identity_nodes")
+    members = {
+        r["key"]
+        for r in warehouse.execute(
+            nodes.filter(nodes.workspace_id == workspace_id, nodes.profile_id == pid).select("key")
+        ).to_pylist()
+    }
+    strangers = sorted(set(keys) - members)
+    if strangers:
+        raise InvalidInput(
+            f"这些标识不属于该用户 / not identifiers of {pid}: {', '.join(strangers)}",
+            code="invalid_identifier",
+        )
+    cut, rest = set(keys), members - set(keys)
+    edges = warehouse.table("identity_edges")
+    mine = edges.filter(edges.workspace_id == workspace_id, edges.a_key.isin(list(members)))
+    pairs = [
+        (r["a_key"], r["b_key"])
+        for r in warehouse.execute(mine.select("a_key", "b_key")).to_pylist()
+        if (r["a_key"] in cut and r["b_key"] in rest) or (r["b_key"] in cut and r["a_key"] in rest)
+    ]
+    if not pairs:
+        raise InvalidInput("没有可拆分的关联 / nothing links these identifiers to the rest of the profile",
+                           code="nothing_to_unmerge")  # fmt: skip
+    return unmerge(warehouse, workspace_id, pairs, actor, reason, types)

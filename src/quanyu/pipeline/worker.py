@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -44,7 +45,7 @@ class StepResult:
         self.duplicates += other.duplicates
         self.recovered_batches += other.recovered_batches
 
-    def public(self) -> dict[str, int]:
+    def public(self) -> dict[str, Any]:
         return {
             "batches": self.batches,
             "events": self.events,

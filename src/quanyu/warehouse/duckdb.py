@@ -162,13 +162,15 @@ class DuckDBWarehouse:
             cur.execute("BEGIN TRANSACTION")
             for op in ops:
                 if isinstance(op, Replace):
-                    where = sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Literal.string(op.workspace_id))
+                    where = [
+                        sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Literal.string(op.workspace_id))
+                    ]
                     if op.column is not None:
                         keys = view(pa.table({"v": pa.array(list(op.values), pa.string())}))
-                        where = where.and_(
+                        where.append(
                             sqlglot.exp.column(op.column).isin(query=sqlglot.select("v").from_(keys))
                         )
-                    cur.execute(sqlglot.exp.delete(op.target, where=where).sql("duckdb"))
+                    cur.execute(sqlglot.exp.delete(op.target, where=sqlglot.exp.and_(*where)).sql("duckdb"))
                 if op.rows.num_rows:
                     insert = sqlglot.exp.insert(sqlglot.select("*").from_(view(op.rows)), op.target)
                     cur.execute(insert.sql("duckdb"))
