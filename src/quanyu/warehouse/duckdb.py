@@ -162,7 +162,7 @@ class DuckDBWarehouse:
             cur.execute("BEGIN TRANSACTION")
             for op in ops:
                 if isinstance(op, Replace):
-                    where = [
+                    where: list[sqlglot.exp.Expression] = [
                         sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Literal.string(op.workspace_id))
                     ]
                     if op.column is not None:
