@@ -7,10 +7,13 @@ its API; otherwise they open the stores themselves.
 from __future__ import annotations
 
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
 from quanyu.errors import InvalidInput, QuanyuError
+from quanyu.identity import lookup as people
+from quanyu.identity.resolve import rebuild
 from quanyu.platform import Platform
 from quanyu.server import running_server
 from quanyu.settings import Settings
@@ -26,6 +29,10 @@ class Backend(Protocol):
     def quarantine_list(self, status: str, limit: int) -> dict[str, Any]: ...
     def quarantine_replay(self, ids: list[int]) -> dict[str, Any]: ...
     def events(self, params: dict[str, Any]) -> dict[str, Any]: ...
+    def profile_lookup(self, id_type: str, value: str, scope: str) -> dict[str, Any]: ...
+    def profile(self, profile_id: str) -> dict[str, Any]: ...
+    def profile_part(self, profile_id: str, part: str, params: dict[str, Any]) -> dict[str, Any]: ...
+    def identity_rebuild(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -82,6 +89,21 @@ class ApiBackend:
         clean = {k: v for k, v in params.items() if v is not None}
         return self._call("GET", "/api/v1/events", params=clean)
 
+    def profile_lookup(self, id_type: str, value: str, scope: str) -> dict[str, Any]:
+        return self._call(
+            "GET", "/api/v1/profiles/lookup", params={"type": id_type, "value": value, "scope": scope}
+        )
+
+    def profile(self, profile_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/profiles/{quote(profile_id, safe='')}")
+
+    def profile_part(self, profile_id: str, part: str, params: dict[str, Any]) -> dict[str, Any]:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._call("GET", f"/api/v1/profiles/{quote(profile_id, safe='')}/{part}", params=clean)
+
+    def identity_rebuild(self) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/identity/rebuild")
+
     def close(self) -> None:
         self.http.close()
 
@@ -125,6 +147,24 @@ class LocalBackend:
             params.get("source_id"),
         )
         return list_events(self.platform.warehouse, flt, params.get("cursor"), int(params.get("limit") or 20))
+
+    def profile_lookup(self, id_type: str, value: str, scope: str) -> dict[str, Any]:
+        return people.lookup(self.platform.warehouse, self.workspace_id, id_type, value, scope)
+
+    def profile(self, profile_id: str) -> dict[str, Any]:
+        return people.profile(self.platform.warehouse, self.workspace_id, profile_id)
+
+    def profile_part(self, profile_id: str, part: str, params: dict[str, Any]) -> dict[str, Any]:
+        wh, ws = self.platform.warehouse, self.workspace_id
+        if part == "timeline":
+            return people.timeline(wh, ws, profile_id, params.get("cursor"), int(params.get("limit") or 50),
+                                   params.get("order") or "desc")  # fmt: skip
+        if part == "history":
+            return people.history(wh, ws, profile_id)
+        return people.links_of(wh, ws, profile_id)
+
+    def identity_rebuild(self) -> dict[str, Any]:
+        return rebuild(self.platform.warehouse, self.workspace_id).public()
 
     def close(self) -> None:
         self.platform.close()

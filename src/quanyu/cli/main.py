@@ -10,9 +10,12 @@ import typer
 
 from quanyu.cli.backend import open_backend
 from quanyu.cli.identity import identity_app, profiles_app
-from quanyu.cli.output import console, emit_json, fail, pairs, table
-from quanyu.errors import InvalidInput, QuanyuError
-from quanyu.settings import Settings, load_settings
+from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace
+from quanyu.cli.options import guard as _guard
+from quanyu.cli.options import settings_from as _settings
+from quanyu.cli.output import console, emit_json, pairs, table
+from quanyu.cli.people import rebuild_command as _  # noqa: F401  (registers the commands)
+from quanyu.errors import InvalidInput
 
 app = typer.Typer(help="全域 Quanyu: 全渠道客户数据与营销平台 / omnichannel CDP", no_args_is_help=True)
 sources_app = typer.Typer(help="来源管理 / manage sources", no_args_is_help=True)
@@ -25,36 +28,6 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(events_app, name="events")
 app.add_typer(identity_app, name="identity")
 app.add_typer(profiles_app, name="profiles")
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", envvar="QUANYU_DATA_DIR", help="数据目录 / data directory")
-]
-ApiUrl = Annotated[str | None, typer.Option("--api-url", envvar="QUANYU_API_URL", help="running server URL")]
-Token = Annotated[str | None, typer.Option("--token", envvar="QUANYU_API_TOKEN", help="management token")]
-Workspace = Annotated[str | None, typer.Option("--workspace", help="workspace id (local mode)")]
-Json = Annotated[bool, typer.Option("--json", help="机器可读输出 / machine-readable output")]
-
-
-def _settings(data_dir: Path | None, **extra: Any) -> Settings:
-    values = {k: v for k, v in extra.items() if v is not None}
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    return load_settings(**values)
-
-
-def _guard(as_json: bool) -> Any:
-    """Turn domain errors into a readable message and exit code 1."""
-
-    class _Guard:
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-            if isinstance(exc, QuanyuError):
-                fail(exc.message, exc.code, as_json)
-                raise typer.Exit(1)
-
-    return _Guard()
 
 
 @app.command()
