@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quanyu.collect.messages import Envelope
+from quanyu.errors import InvalidInput
 from quanyu.identity.evaluate import Scores, accuracy, cluster_scores, evaluate_workspace, pairwise_scores
 from quanyu.identity.resolve import rebuild
 from quanyu.platform import Platform
@@ -183,6 +184,18 @@ def test_workspace_report_says_what_it_could_not_score(
     assert [s["person_id"] for s in ev.split] == ["P1"] and ev.split[0]["parts"] == 2
     assert ev.merged == [] or ev.merged[0]["parts"] == 2
     assert ev.public()["accuracy"]["pairwise"]["precision"] == ev.accuracy.pairwise.precision
+
+
+def test_an_empty_truth_scores_nothing_and_a_wrong_file_says_why(
+    platform: Platform, tenant: Tenant, tmp_path: Path
+) -> None:
+    empty = evaluate_workspace(platform.warehouse, tenant.workspace_id, write_truth(tmp_path / "t.csv", []))
+    assert empty.accuracy.items == 0 and empty.missing == {} and empty.merged == []
+    (tmp_path / "bad.csv").write_text("person,value\nP1,u-1\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="identifier_type"):
+        evaluate_workspace(platform.warehouse, tenant.workspace_id, tmp_path / "bad.csv")
+    with pytest.raises(InvalidInput, match="cannot read"):
+        evaluate_workspace(platform.warehouse, tenant.workspace_id, tmp_path / "absent.csv")
 
 
 @pytest.fixture(scope="module")

@@ -247,7 +247,10 @@ def label_truth(truth: pd.DataFrame, types: IdentifierTypes, nodes: pd.DataFrame
         keys.append(key)
         kinds.append(kind)
         states.append(state)
-    distinct = distinct.assign(key=keys, id_type=kinds, status=states)
+    columns = {"key": keys, "id_type": kinds, "status": states}
+    distinct = distinct.assign(
+        **{k: pd.Series(v, index=distinct.index, dtype=object) for k, v in columns.items()}
+    )
     return truth.fillna({"identifier_scope": ""}).merge(
         distinct, on=["identifier_type", "identifier_value", "identifier_scope"], how="left"
     )
