@@ -62,10 +62,17 @@ def compare(
             sources[pid].add(before[key])
             targets[before[key]][pid] += 1
     rows: list[dict[str, Any]] = []
-    for pid in sorted(p for p, olds in sources.items() if len(olds) > 1):
-        rows.append(_merge(workspace_id, pid, sorted(sources[pid] - {pid}), before, after, edges, now))
-    for old_pid in sorted(o for o, news in targets.items() if len(news) > 1):
-        rows.append(_split(workspace_id, old_pid, targets[old_pid], before, parted_by, now))
+    merged = {p for p, olds in sources.items() if len(olds) > 1}
+    bridges = _bridges(merged, before, after, edges) if merged else {}
+    for pid in sorted(merged):
+        rows.append(_merge(workspace_id, pid, sorted(sources[pid] - {pid}), bridges.get(pid, []), now))
+    split = {o for o, news in targets.items() if len(news) > 1}
+    members: dict[str, list[str]] = defaultdict(list)
+    for key, pid in before.items():
+        if pid in split:
+            members[pid].append(key)
+    for old_pid in sorted(split):
+        rows.append(_split(workspace_id, old_pid, targets[old_pid], members[old_pid], parted_by, now))
     redirects = []
     alive = set(after.values())
     for old_pid, news in sorted(targets.items()):
@@ -77,19 +84,34 @@ def compare(
     return Outcome(_change_table(rows), _redirect_table(workspace_id, redirects, now), touched)
 
 
+def _bridges(
+    merged: set[str], before: dict[str, str], after: dict[str, str], edges: pa.Table
+) -> dict[str, list[dict[str, Any]]]:
+    """Per merged profile, the links inside it whose ends belonged to different people (or to
+    nobody yet), newest first: what joined the people."""
+    out: dict[str, list[int]] = defaultdict(list)
+    a_keys, b_keys = edges["a_key"].to_pylist(), edges["b_key"].to_pylist()
+    for i, (a, b) in enumerate(zip(a_keys, b_keys, strict=True)):
+        pid = after.get(a)
+        if pid in merged and after.get(b) == pid and before.get(a) != before.get(b):
+            out[pid].append(i)
+    everything = [i for idx in out.values() for i in idx]
+    found = edges.take(pa.array(everything, pa.int64())).to_pylist() if everything else []
+    rows: dict[str, list[dict[str, Any]]] = {}
+    start = 0
+    for pid, idx in out.items():
+        mine = sorted(
+            found[start : start + len(idx)], key=lambda r: (-r["first_seen"], r["a_key"], r["b_key"])
+        )
+        rows[pid] = mine[:_EVIDENCE_SHOWN]
+        start += len(idx)
+    return rows
+
+
 def _merge(
-    workspace_id: str, pid: str, others: list[str], before: dict[str, str], after: dict[str, str],
-    edges: pa.Table, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
-    # Links inside the new profile whose ends belonged to different people (or to nobody yet):
-    # the newest of them are what joined the people.
-    bridges = []
-    for row in edges.to_pylist():
-        a, b = row["a_key"], row["b_key"]
-        if after.get(a) == pid and after.get(b) == pid and before.get(a) != before.get(b):
-            bridges.append(row)
-    bridges.sort(key=lambda r: (-r["first_seen"], r["a_key"], r["b_key"]))
-    shown = [_evidence(r) for r in bridges[:_EVIDENCE_SHOWN]]
+    workspace_id: str, pid: str, others: list[str], bridges: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    shown = [_evidence(r) for r in bridges]
     text = "; ".join(
         f"{e['a']} 与 {e['b']} 出现在同一条{e['channel'] or ''}记录 / seen together on a "
         f"{e['channel'] or 'unknown'} record ({e['message_id']}, {e['seen'][:10]})"
@@ -100,10 +122,10 @@ def _merge(
 
 
 def _split(
-    workspace_id: str, old_pid: str, news: Counter[str], before: dict[str, str],
+    workspace_id: str, old_pid: str, news: Counter[str], keys: list[str],
     parted_by: dict[str, list[dict[str, Any]]], now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
-    causes = [c for key, pid in before.items() if pid == old_pid for c in parted_by.get(key, [])]
+    causes = [c for key in keys for c in parted_by.get(key, [])]
     unique = list({orjson.dumps(c, option=orjson.OPT_SORT_KEYS): c for c in causes}.values())
     unique.sort(key=lambda c: (c["why"] != "unmerge", c.get("a", ""), c.get("b", "")))
     shown = unique[:_EVIDENCE_SHOWN]

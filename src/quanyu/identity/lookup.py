@@ -7,6 +7,7 @@ from typing import Any
 
 import ibis
 import orjson
+import sqlglot
 
 from quanyu.errors import InvalidInput, NotFound
 from quanyu.identity.identifiers import IdentifierTypes
@@ -38,10 +39,7 @@ def find(
         raise InvalidInput(
             f"无效的标识值 / not a valid {id_type} value: {value!r}{hint}", code="invalid_identifier"
         )
-    nodes = warehouse.table("identity_nodes")
-    hit = warehouse.execute(
-        nodes.filter(nodes.workspace_id == workspace_id, nodes.key == ident.key).select("profile_id").limit(1)
-    ).to_pylist()
+    hit = warehouse.query(_OWNER, {"ws": workspace_id, "key": ident.key}).to_pylist()
     if not hit:
         raise NotFound(f"未找到该标识的用户 / no profile has {ident.key}", code="profile_not_found")
     return str(hit[0]["profile_id"])
@@ -56,18 +54,23 @@ def lookup(
 
 def resolve_id(warehouse: Warehouse, workspace_id: str, pid: str) -> str:
     """The living profile id for `pid` (itself, or where it merged into); NotFound otherwise."""
-    if _identifiers(warehouse, workspace_id, pid, limit=1):
-        return pid
+    return _members(warehouse, workspace_id, pid)[0]
+
+
+def _members(warehouse: Warehouse, workspace_id: str, pid: str) -> tuple[str, list[dict[str, Any]]]:
+    rows = _identifiers(warehouse, workspace_id, pid)
+    if rows:
+        return pid, rows
     resolved = _follow(warehouse, workspace_id, pid)
-    if resolved != pid and _identifiers(warehouse, workspace_id, resolved, limit=1):
-        return resolved
-    raise NotFound(f"用户不存在 / profile {pid} not found", code="profile_not_found")
+    rows = _identifiers(warehouse, workspace_id, resolved) if resolved != pid else []
+    if not rows:
+        raise NotFound(f"用户不存在 / profile {pid} not found", code="profile_not_found")
+    return resolved, rows
 
 
 def profile(warehouse: Warehouse, workspace_id: str, pid: str) -> dict[str, Any]:
     """A profile with its identifiers; an id that merged away answers with its survivor."""
-    resolved = resolve_id(warehouse, workspace_id, pid)
-    rows = _identifiers(warehouse, workspace_id, resolved)
+    resolved, rows = _members(warehouse, workspace_id, pid)
     return {
         "profile_id": resolved,
         "redirected_from": pid if resolved != pid else None,
@@ -184,30 +187,30 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _identifiers(
-    warehouse: Warehouse, workspace_id: str, pid: str, limit: int | None = None
-) -> list[dict[str, Any]]:
-    nodes = warehouse.table("identity_nodes")
-    expr = (
-        nodes.filter(nodes.workspace_id == workspace_id, nodes.profile_id == pid)
-        .select("id_type", "value", "scope", "first_seen")
-        .order_by(["first_seen", "id_type", "value"])
-    )
-    return warehouse.execute(expr.limit(limit) if limit else expr).to_pylist()
+def _identifiers(warehouse: Warehouse, workspace_id: str, pid: str) -> list[dict[str, Any]]:
+    return warehouse.query(_MEMBERS, {"ws": workspace_id, "pid": pid}).to_pylist()
 
 
 def _follow(warehouse: Warehouse, workspace_id: str, pid: str) -> str:
-    redirects = warehouse.table("identity_redirects")
     seen = {pid}
     for _ in range(32):  # chains are short; the bound only guards against a cycle
-        hit = warehouse.execute(
-            redirects.filter(redirects.workspace_id == workspace_id, redirects.old_profile_id == pid)
-            .order_by(ibis.desc("at"))
-            .select("profile_id")
-            .limit(1)
-        ).to_pylist()
+        hit = warehouse.query(_REDIRECT, {"ws": workspace_id, "pid": pid}).to_pylist()
         if not hit or hit[0]["profile_id"] in seen:
             return pid
         pid = hit[0]["profile_id"]
         seen.add(pid)
     return pid
+
+
+# Point lookups as prepared statements: built once here, bound per call.
+_OWNER = sqlglot.parse_one(
+    "SELECT profile_id FROM identity_nodes WHERE workspace_id = $ws AND key = $key LIMIT 1"
+)
+_MEMBERS = sqlglot.parse_one(
+    "SELECT id_type, value, scope, first_seen FROM identity_nodes WHERE workspace_id = $ws AND profile_id = $pid "
+    "ORDER BY first_seen, id_type, value"
+)
+_REDIRECT = sqlglot.parse_one(
+    "SELECT profile_id FROM identity_redirects WHERE workspace_id = $ws AND old_profile_id = $pid "
+    "ORDER BY at DESC LIMIT 1"
+)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import ibis
 import pyarrow as pa
+import sqlglot
 
 from quanyu.errors import InvalidInput
 
@@ -38,6 +39,12 @@ class Warehouse(Protocol):
     def table(self, name: str) -> ibis.Table: ...
 
     def execute(self, expr: ibis.Expr) -> pa.Table: ...
+
+    def query(self, statement: sqlglot.exp.Expression, params: dict[str, object]) -> pa.Table:
+        """Run a prepared statement (built once by a pure builder, `$name` placeholders):
+        for hot point lookups, where compiling an expression each time would cost more than
+        running it."""
+        ...
 
     def append(
         self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -41,6 +42,11 @@ def _inserted_per_batch(target: str) -> str:
         .group_by("batch_id")
         .sql("duckdb")
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _render(statement: sqlglot.exp.Expression) -> str:
+    return statement.sql("duckdb")
 
 
 class WarehouseLocked(QuanyuError):
@@ -116,6 +122,13 @@ class DuckDBWarehouse:
         finally:
             for op in memtables:
                 cur.unregister(op.name)
+
+    def query(self, statement: sqlglot.exp.Expression, params: dict[str, object]) -> pa.Table:
+        sql = _render(statement)
+        try:
+            return self._cursor().execute(sql, params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StorageUnavailable(f"仓库查询失败 / warehouse query failed: {exc}\n{sql}") from exc
 
     def append(
         self, target: str, rows: ibis.Table, inputs: dict[str, pa.Table], batch_ids: list[int]
