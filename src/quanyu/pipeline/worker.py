@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -77,7 +77,7 @@ class Pipeline:
         self.config = config
         self._sources: dict[str, SourceInfo] = {}
         self._lock = threading.Lock()
-        self.identity = IdentityStage(warehouse)
+        self.identity = IdentityStage(warehouse, on_change=self._refresh_profiles)
 
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).
@@ -110,6 +110,13 @@ class Pipeline:
                 # After the events are safely stored: people lag events by one drain at most.
                 total.people = self.identity.run().public()
         return total
+
+    def _refresh_profiles(self, workspace_id: str, profile_ids: list[str]) -> None:
+        # The people a stitch touched (new, changed, merged away) are re-materialised at once,
+        # so profiles trail their events by one drain.
+        from quanyu.profiles.materialise import refresh
+
+        refresh(self.warehouse, workspace_id, profile_ids)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
