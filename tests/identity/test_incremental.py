@@ -102,7 +102,10 @@ def test_a_phone_seen_on_wechat_and_tmall_merges_two_people_and_says_why(warehou
     store(warehouse, [event(1, "wechat", openid="o-1", phone="13800001111"),
                       event(2, "tmall", user_id="tb-buyer-9", anonymous_id="tm-1")], 0)  # fmt: skip
     extend(warehouse, WS, batch_of(warehouse, 0))
-    wechat, tmall = (lookup(warehouse, WS, "phone", "13800001111"), lookup(warehouse, WS, "user_id", "tb-buyer-9"))
+    wechat, tmall = (
+        lookup(warehouse, WS, "phone", "13800001111"),
+        lookup(warehouse, WS, "user_id", "tb-buyer-9"),
+    )
     assert wechat["profile_id"] != tmall["profile_id"]
 
     store(warehouse, [event(3, "tmall", user_id="tb-buyer-9", phone="13800001111")], 1)
@@ -126,7 +129,13 @@ def test_unmerge_splits_the_person_and_stays_split(warehouse: DuckDBWarehouse) -
     pid = lookup(warehouse, WS, "user_id", "alice")["profile_id"]
     assert lookup(warehouse, WS, "anonymous_id", "bob-cookie")["profile_id"] == pid
 
-    result = unmerge(warehouse, WS, [("anonymous_id:bob-cookie", "device_id:family-ipad")], "ops@brand", "两个人 / two people")
+    result = unmerge(
+        warehouse,
+        WS,
+        [("anonymous_id:bob-cookie", "device_id:family-ipad")],
+        "ops@brand",
+        "两个人 / two people",
+    )
     assert result.splits == 1
     assert lookup(warehouse, WS, "anonymous_id", "bob-cookie")["profile_id"] != pid
     assert lookup(warehouse, WS, "user_id", "alice")["profile_id"] == pid
@@ -140,3 +149,29 @@ def test_unmerge_splits_the_person_and_stays_split(warehouse: DuckDBWarehouse) -
     extend(warehouse, WS, batch_of(warehouse, 1))
     rebuild(warehouse, WS)
     assert lookup(warehouse, WS, "anonymous_id", "bob-cookie")["profile_id"] != pid
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.text(min_size=1, max_size=30).filter(lambda v: v.strip()))
+def test_point_lookups_treat_any_value_as_data(value: str) -> None:
+    """Quotes, SQL fragments, unicode: a lookup value is a literal in a tree, never SQL text."""
+    from quanyu.errors import InvalidInput, NotFound
+
+    wh = DuckDBWarehouse(":memory:")
+    try:
+        store(wh, [event(1, user_id=value), event(2, user_id="other")], 0)
+        extend(wh, WS, batch_of(wh, 0))
+        try:
+            found = lookup(wh, WS, "user_id", value)
+        except InvalidInput:
+            return  # junk or blank after normalisation: refused, and clearly
+        assert [i["type"] for i in found["identifiers"]] == ["user_id"]
+        assert lookup(wh, WS, "user_id", "other")["profile_id"] != found["profile_id"]
+        try:
+            lookup(wh, WS, "user_id", value + "' OR '1'='1")
+        except (NotFound, InvalidInput):
+            pass
+        else:
+            raise AssertionError("an injected value found someone")
+    finally:
+        wh.close()

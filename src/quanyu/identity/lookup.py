@@ -39,7 +39,11 @@ def find(
         raise InvalidInput(
             f"无效的标识值 / not a valid {id_type} value: {value!r}{hint}", code="invalid_identifier"
         )
-    hit = warehouse.query(_OWNER, {"ws": workspace_id, "key": ident.key}).to_pylist()
+    hit = [
+        r
+        for r in warehouse.query(_point("key", ident.key), {}).to_pylist()
+        if r["workspace_id"] == workspace_id
+    ]
     if not hit:
         raise NotFound(f"未找到该标识的用户 / no profile has {ident.key}", code="profile_not_found")
     return str(hit[0]["profile_id"])
@@ -188,7 +192,12 @@ def _json(value: Any) -> Any:
 
 
 def _identifiers(warehouse: Warehouse, workspace_id: str, pid: str) -> list[dict[str, Any]]:
-    return warehouse.query(_MEMBERS, {"ws": workspace_id, "pid": pid}).to_pylist()
+    rows = [
+        r
+        for r in warehouse.query(_point("profile_id", pid), {}).to_pylist()
+        if r["workspace_id"] == workspace_id
+    ]
+    return sorted(rows, key=lambda r: (r["first_seen"], r["id_type"], r["value"]))
 
 
 def _follow(warehouse: Warehouse, workspace_id: str, pid: str) -> str:
@@ -202,14 +211,17 @@ def _follow(warehouse: Warehouse, workspace_id: str, pid: str) -> str:
     return pid
 
 
-# Point lookups as prepared statements: built once here, bound per call.
-_OWNER = sqlglot.parse_one(
-    "SELECT profile_id FROM identity_nodes WHERE workspace_id = $ws AND key = $key LIMIT 1"
-)
-_MEMBERS = sqlglot.parse_one(
-    "SELECT id_type, value, scope, first_seen FROM identity_nodes WHERE workspace_id = $ws AND profile_id = $pid "
-    "ORDER BY first_seen, id_type, value"
-)
+def _point(column: str, value: str) -> sqlglot.exp.Expression:
+    """Nodes whose `column` equals `value`, as one equality with a constant: the shape the
+    engine answers from its index (the workspace is checked on the few rows it returns). The
+    value is a bound literal in the tree, never spliced into SQL text."""
+    return (
+        sqlglot.select("workspace_id", "profile_id", "id_type", "value", "scope", "first_seen")
+        .from_("identity_nodes")
+        .where(sqlglot.exp.column(column).eq(sqlglot.exp.Literal.string(value)))
+    )
+
+
 _REDIRECT = sqlglot.parse_one(
     "SELECT profile_id FROM identity_redirects WHERE workspace_id = $ws AND old_profile_id = $pid "
     "ORDER BY at DESC LIMIT 1"

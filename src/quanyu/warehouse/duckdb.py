@@ -102,7 +102,11 @@ class DuckDBWarehouse:
         # Files written before per-batch counts (and raw components) were recorded.
         self._cursor().execute(
             "ALTER TABLE applied_batches ADD COLUMN IF NOT EXISTS inserted BIGINT DEFAULT 0;"
-            "ALTER TABLE identity_nodes ADD COLUMN IF NOT EXISTS component VARCHAR"
+            "ALTER TABLE identity_nodes ADD COLUMN IF NOT EXISTS component VARCHAR;"
+            # Point lookups (which person has this identifier, what does this person hold) use
+            # these ART indexes when filtered on the one column with a constant.
+            "CREATE INDEX IF NOT EXISTS identity_nodes_key ON identity_nodes(key);"
+            "CREATE INDEX IF NOT EXISTS identity_nodes_profile ON identity_nodes(profile_id)"
         )
 
     def table(self, name: str) -> ibis.Table:
