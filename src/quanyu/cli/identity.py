@@ -10,3 +10,7 @@ profiles_app = typer.Typer(help="用户档案 / customer profiles", no_args_is_h
 from quanyu.cli.evaluate import evaluate  # noqa: E402
 
 identity_app.command("evaluate")(evaluate)
+
+from quanyu.cli.dedupe import dedupe  # noqa: E402
+
+identity_app.command("dedupe")(dedupe)

@@ -1,0 +1,340 @@
+"""The person-matching spec: which comparisons, blocking rules and training rules a match uses.
+
+A spec is data (a frozen pydantic model, JSON-storable, versioned) chosen from the standardised
+columns a list has (`person_spec`); `splink_settings` compiles it into Splink's settings at the
+moment a match runs. Fuzzy levels read the `*_fz` twins of a column (one byte per character,
+see `person_records.fold_characters`); exact levels read the values themselves.
+
+Blocking rules are conjunctions of columns or fixed SQL snippets over the standardised columns
+(never user text). Each one must catch duplicates the others miss while keeping the candidate
+pairs of a million records in the low millions: contact points alone (phone, email, national
+id), a birth date with a name initial, a masked phone's digits with a name initial, a name with
+a postcode or district.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from pydantic import BaseModel, ConfigDict
+from splink import SettingsCreator, block_on
+from splink.internals.blocking_rule_creator import BlockingRuleCreator
+from splink.internals.comparison_creator import ComparisonCreator
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
+
+ComparisonName = Literal["name", "birth_date", "contact", "email", "national_id", "street_number"]
+Rule = tuple[str, ...]
+
+NAME_COLUMNS = ("surname", "given_name", "name_key", "name_fz")
+PHONE_COLUMNS = ("phone", "phone_prefix3", "phone_last4")
+PLACE_COLUMNS = ("address", "address_fz", "postcode", "district", "city", "region")
+
+# Which standardised columns each comparison reads (any one present enables `contact`).
+COMPARISON_COLUMNS: dict[ComparisonName, tuple[str, ...]] = {
+    "name": NAME_COLUMNS,
+    "birth_date": ("birth_date",),
+    "email": ("email",),
+    "national_id": ("national_id",),
+    "street_number": ("street_number",),
+    "contact": PHONE_COLUMNS + PLACE_COLUMNS,
+}
+
+# In order; a rule that would make more than `max_pairs_per_record` candidate pairs per record
+# on the data at hand is left out, so broad rules (a name alone) serve small lists only.
+BLOCKING_RULES: tuple[Rule, ...] = (
+    ("phone",),
+    ("email",),
+    ("national_id",),
+    ("birth_date", "substr(surname, 1, 1)"),
+    ("phone_prefix3", "phone_last4", "substr(surname, 1, 1)"),
+    ("name_fz", "phone_last4"),
+    ("name_key", "postcode"),
+    ("address", "substr(surname, 1, 1)"),
+    ("birth_date", "district"),
+    ("birth_date", "postcode"),
+    ("name_key", "district", "substr(birth_date, 1, 3)"),
+    ("name_key", "street_number"),
+    ("name_key", "city"),
+    ("name_key",),
+    ("birth_date",),
+)
+# EM needs pairs that are mostly, but not all, matches; each comparison is trained by a rule
+# that does not block on it. Personal identifiers come first: pairs sharing only a phone or an
+# address include families (one surname, one home, different people), which would teach EM
+# that a different given name is common among matches.
+TRAINING_RULES: tuple[Rule, ...] = (
+    ("email",),
+    ("national_id",),
+    ("phone", "birth_date"),
+    ("phone", "name_key"),
+    ("name_key", "birth_date"),
+    ("name_key", "postcode"),
+    ("birth_date", "postcode"),
+    ("phone",),
+    ("name_key",),
+    ("birth_date",),
+)
+# Rules that rarely admit a false match, for the prior: how many pairs are matches at all.
+DETERMINISTIC_RULES: tuple[Rule, ...] = (
+    ("name_key", "birth_date"),
+    ("name_key", "phone"),
+    ("name_key", "email"),
+    ("national_id",),
+)
+
+
+class PersonMatchSpec(BaseModel):
+    """What a match compares, how it finds candidate pairs and how it trains. Plain data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Literal[1] = 1
+    comparisons: tuple[ComparisonName, ...]
+    contact_columns: tuple[str, ...] = ()  # the phone and place columns present
+    blocking_rules: tuple[Rule, ...]
+    training_rules: tuple[Rule, ...]
+    deterministic_rules: tuple[Rule, ...]
+    # Share of true matches the deterministic rules are expected to find.
+    deterministic_recall: float = 0.7
+    # Candidate pairs a blocking rule may generate per record before it is left out.
+    max_pairs_per_record: float = 5.0
+    # Smaller lists keep the levels' priors: too few pairs to learn m and u from.
+    min_records_to_train: int = 1000
+    u_max_pairs: float = 1e6
+    em_max_pairs: float = 1e6
+    em_max_iterations: int = 10
+    seed: int = 42
+
+
+def rule_columns(rule: Rule) -> set[str]:
+    """The standardised columns a rule reads (`substr(surname, 1, 1)` reads `surname`)."""
+    return {word for part in rule for word in re.findall(r"[a-z_0-9]+", part)} & _COLUMN_NAMES
+
+
+_COLUMN_NAMES = frozenset(c for cols in COMPARISON_COLUMNS.values() for c in cols)
+
+
+def person_spec(columns: Iterable[str]) -> PersonMatchSpec:
+    """The spec for a table with these standardised columns (see `person_records.standardise`)."""
+    present = set(columns)
+    comparisons: list[ComparisonName] = [
+        name
+        for name, needed in COMPARISON_COLUMNS.items()
+        if (present & set(needed) if name == "contact" else set(needed) <= present)
+    ]
+    usable = [r for r in BLOCKING_RULES if rule_columns(r) <= present]
+    return PersonMatchSpec(
+        comparisons=tuple(comparisons),
+        contact_columns=tuple(c for c in COMPARISON_COLUMNS["contact"] if c in present),
+        blocking_rules=tuple(usable),
+        training_rules=tuple(r for r in TRAINING_RULES if rule_columns(r) <= present),
+        deterministic_rules=tuple(r for r in DETERMINISTIC_RULES if rule_columns(r) <= present),
+    )
+
+
+def trained_by(rule: Rule, spec: PersonMatchSpec) -> set[ComparisonName]:
+    """The comparisons an EM session blocked on `rule` estimates: those not reading its columns."""
+    read = rule_columns(rule)
+    return {c for c in spec.comparisons if not read & set(_comparison_columns(c, spec))}
+
+
+def _comparison_columns(name: ComparisonName, spec: PersonMatchSpec) -> tuple[str, ...]:
+    return spec.contact_columns if name == "contact" else COMPARISON_COLUMNS[name]
+
+
+def blocking_rule(rule: Rule) -> BlockingRuleCreator:
+    return block_on(*rule)
+
+
+def splink_settings(spec: PersonMatchSpec, blocking_rules: Iterable[Rule], records: int) -> SettingsCreator:
+    """Splink settings for a dedupe of `records` records under `spec`.
+
+    Until estimated, the share of pairs that match assumes each record has about one duplicate.
+    """
+    return SettingsCreator(
+        link_type="dedupe_only",
+        probability_two_random_records_match=min(0.5, 1 / max(records - 1, 1)),
+        comparisons=[_COMPARISONS[name](spec) for name in spec.comparisons],
+        blocking_rules_to_generate_predictions=[blocking_rule(r) for r in blocking_rules],
+        max_iterations=spec.em_max_iterations,
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+
+
+def _levels(name: str, levels: list[ComparisonLevelCreator]) -> ComparisonCreator:
+    return cl.CustomComparison(
+        comparison_levels=list[ComparisonLevelCreator | dict[str, Any]](levels), output_column_name=name
+    )
+
+
+def _custom(sql: str, label: str) -> ComparisonLevelCreator:
+    return cll.CustomLevel(sql, label_for_charts=label)
+
+
+def _prior(level: ComparisonLevelCreator, m: float, u: float) -> ComparisonLevelCreator:
+    """Starting values for a level: how often matches (m) and non-matches (u) land on it.
+
+    Measured on a million generated records (`bench/dedupe.py`) and rounded. Training
+    replaces them when the list is large enough to learn from; a level that random pairs
+    never reach (two records sharing a phone) keeps its prior u.
+    """
+    return level.configure(m_probability=m, u_probability=u)
+
+
+def _one_digit_off(column: str) -> ComparisonLevelCreator:
+    """One character differs between values of equal length (a mistyped digit). Hamming, not
+    Levenshtein: seven times cheaper in DuckDB, and digits are rarely dropped, mostly mistyped."""
+    sql = (
+        f"CASE WHEN length({column}_l) = length({column}_r)"
+        f" THEN hamming({column}_l, {column}_r) <= 1 ELSE false END"
+    )
+    return _custom(sql, "one character differs")
+
+
+def _name(spec: PersonMatchSpec) -> ComparisonCreator:
+    exact = "name_key_l = name_key_r AND coalesce(surname_l, '') = coalesce(surname_r, '')"
+    return _levels(
+        "name",
+        [
+            cll.NullLevel("name_key"),
+            _prior(_custom(exact, "exact"), 0.79, 3e-4).configure(tf_adjustment_column="name_key"),
+            _prior(_custom("name_key_l = name_key_r", "surname and given name swapped"), 0.05, 2e-5),
+            _prior(cll.LevenshteinLevel("name_fz", 1), 0.13, 8e-3),
+            _prior(cll.JaroWinklerLevel("name_fz", 0.9), 0.012, 2e-4),
+            _prior(cll.JaroWinklerLevel("name_fz", 0.75), 0.003, 2e-3),
+            _prior(cll.ExactMatchLevel("surname"), 0.003, 0.02),
+            _prior(cll.ExactMatchLevel("given_name"), 0.001, 1e-3),
+            _prior(cll.ElseLevel(), 0.01, 0.97),
+        ],
+    )
+
+
+def _birth_date(spec: PersonMatchSpec) -> ComparisonCreator:
+    swapped = (
+        "substr(birth_date_l, 1, 4) = substr(birth_date_r, 1, 4)"
+        " AND substr(birth_date_l, 6, 2) = substr(birth_date_r, 9, 2)"
+        " AND substr(birth_date_l, 9, 2) = substr(birth_date_r, 6, 2)"
+    )
+    year_month = "substr(birth_date_l, 1, 7) = substr(birth_date_r, 1, 7)"
+    exact = cll.ExactMatchLevel("birth_date").configure(tf_adjustment_column="birth_date")
+    return _levels(
+        "birth_date",
+        [
+            cll.NullLevel("birth_date"),
+            _prior(exact, 0.92, 5e-5),
+            _prior(_one_digit_off("birth_date"), 0.06, 1.5e-3),
+            _prior(_custom(swapped, "day and month swapped"), 0.008, 1e-5),
+            _prior(_custom(year_month, "same year and month"), 0.009, 1e-3),
+            _prior(cll.ElseLevel(), 0.003, 0.998),
+        ],
+    )
+
+
+def _email(spec: PersonMatchSpec) -> ComparisonCreator:
+    user = "split_part(email_l, '@', 1) = split_part(email_r, '@', 1)"
+    return _levels(
+        "email",
+        [
+            cll.NullLevel("email"),
+            _prior(cll.ExactMatchLevel("email"), 0.93, 1e-6),
+            _prior(_custom(user, "same user name"), 0.02, 1e-5),
+            _prior(cll.JaroWinklerLevel("email", 0.88), 0.01, 0.015),
+            _prior(cll.ElseLevel(), 0.04, 0.985),
+        ],
+    )
+
+
+def _national_id(spec: PersonMatchSpec) -> ComparisonCreator:
+    return _levels(
+        "national_id",
+        [
+            cll.NullLevel("national_id"),
+            _prior(cll.ExactMatchLevel("national_id"), 0.95, 1e-7),
+            _prior(cll.LevenshteinLevel("national_id", 1), 0.03, 1e-6),
+            _prior(cll.ElseLevel(), 0.02, 1.0),
+        ],
+    )
+
+
+def _street_number(spec: PersonMatchSpec) -> ComparisonCreator:
+    return _levels(
+        "street_number",
+        [
+            cll.NullLevel("street_number"),
+            _prior(cll.ExactMatchLevel("street_number"), 0.9, 0.02),
+            _prior(cll.ElseLevel(), 0.1, 0.98),
+        ],
+    )
+
+
+def _contact(spec: PersonMatchSpec) -> ComparisonCreator:
+    """Phone, address, postcode, district, city and region as one comparison, finest first.
+
+    They are one fact at different grains: a shared address implies a shared postcode, and a
+    family shares its home and often its phone. Counted as independent evidence, a phone and
+    an address shared by two sisters would outweigh everything their names and birth dates
+    say against a match.
+    """
+    cols = [c for c in spec.contact_columns if c not in ("address_fz", "phone", "phone_prefix3")]
+    unknown = " OR ".join(f"coalesce({', '.join(f'{c}_{s}' for c in cols)}) IS NULL" for s in "lr")
+    levels: list[ComparisonLevelCreator] = [
+        _custom(unknown, "no phone or place on one side").configure(is_null_level=True)
+    ]
+    home = "address" if "address" in cols else "postcode" if "postcode" in cols else None
+    if "phone_last4" in cols:
+        levels += _phone_levels(home)
+    if "address" in cols:
+        levels.append(_prior(cll.ExactMatchLevel("address"), 0.1, 1e-6))
+        levels.append(_prior(cll.JaroWinklerLevel("address_fz", 0.92), 0.01, 5e-5))
+    if "postcode" in cols:
+        levels.append(_prior(cll.ExactMatchLevel("postcode"), 0.1, 1e-4))
+    if "address" in cols:
+        levels.append(_prior(cll.JaroWinklerLevel("address_fz", 0.8), 0.06, 3.4e-3))
+    if "district" in cols:
+        same_city = " AND coalesce(city_l = city_r, true)" if "city" in cols else ""
+        levels.append(_prior(_custom(f"district_l = district_r{same_city}", "same district"), 0.05, 0.018))
+    if "city" in cols:
+        levels.append(_prior(cll.ExactMatchLevel("city"), 0.01, 0.09))
+    if "region" in cols:
+        levels.append(_prior(cll.ExactMatchLevel("region"), 0.005, 0.2))
+    return _levels("contact", [*levels, _prior(cll.ElseLevel(), 0.005, 0.89)])
+
+
+def _phone_levels(home: str | None) -> list[ComparisonLevelCreator]:
+    def same() -> ComparisonLevelCreator:
+        return cll.ExactMatchLevel("phone")
+
+    def partial() -> ComparisonLevelCreator:
+        digits = cll.And(cll.ExactMatchLevel("phone_prefix3"), cll.ExactMatchLevel("phone_last4"))
+        return cll.Or(digits, _one_digit_off("phone"))
+
+    levels = []
+    if home is not None:
+        levels += [
+            _prior(cll.And(same(), cll.ExactMatchLevel(home)), 0.3, 1e-6).configure(
+                label_for_charts=f"same phone and {home}"
+            ),
+            _prior(cll.And(partial(), cll.ExactMatchLevel(home)), 0.1, 1e-6).configure(
+                label_for_charts=f"masked or mistyped phone, same {home}"
+            ),
+        ]
+    return [
+        *levels,
+        _prior(same(), 0.35, 1e-6).configure(label_for_charts="same phone"),
+        _prior(partial(), 0.15, 1e-5).configure(label_for_charts="masked or mistyped phone"),
+    ]
+
+
+_COMPARISONS: dict[ComparisonName, Callable[[PersonMatchSpec], ComparisonCreator]] = {
+    "name": _name,
+    "birth_date": _birth_date,
+    "email": _email,
+    "national_id": _national_id,
+    "street_number": _street_number,
+    "contact": _contact,
+}
