@@ -237,10 +237,5 @@ def test_demo_recall_reaches_what_the_events_show(demo_result: tuple[Path, dict[
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a salon's shared check-in tablet merges up to three phone-only guests (no hub rule in "
-    "stitch yet); the cost is about 1% of pairs on a 300-person brand, 0.2% on 20,000",
-)
 def test_demo_precision_target(demo_result: tuple[Path, dict[str, Any]]) -> None:
     assert demo_result[1]["accuracy"]["pairwise"]["precision"] >= 0.995

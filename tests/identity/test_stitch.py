@@ -71,13 +71,29 @@ def reference(links: list[Link]) -> frozenset[frozenset[str]]:
     end's), then earliest, then by content; refuse a link that would overfill a type."""
     prio = {t.name: t.priority for t in TYPES}
     limit = {t.name: t.max_per_profile for t in TYPES}
+    # Shared identifiers (kiosks) first: more than max_shared distinct stronger identifiers of
+    # one type → none of their links count.
+    caps = {t.name: t.max_shared for t in TYPES}
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for a, b, _ in links:
+        for x, y in ((a, b), (b, a)):
+            if prio[y.split(":")[0]] > prio[x.split(":")[0]]:
+                neighbours[x].add(y)
+    shared = {
+        x for x, ys in neighbours.items()
+        if caps[x.split(":")[0]] is not None
+        and max(Counter(y.split(":")[0] for y in ys).values()) > caps[x.split(":")[0]]  # type: ignore[operator]
+    }  # fmt: skip
+    usable = [link for link in links if link[0] not in shared and link[1] not in shared]
 
     def strength(link: Link) -> tuple[int, int]:
         pa_, pb = prio[link[0].split(":")[0]], prio[link[1].split(":")[0]]
         return min(pa_, pb), max(pa_, pb)
 
     # Content order for exact ties: the same for any arrival order (the real code hashes).
-    ordered = sorted(set(links), key=lambda x: (-strength(x)[0], -strength(x)[1], x[2], tuple(sorted(x[:2]))))
+    ordered = sorted(
+        set(usable), key=lambda x: (-strength(x)[0], -strength(x)[1], x[2], tuple(sorted(x[:2])))
+    )
     members: dict[str, set[str]] = {}
     for a, b, _ in links:
         members.setdefault(a, {a})
@@ -145,6 +161,23 @@ def test_a_shared_device_does_not_merge_two_users() -> None:
     assert alice != bob
     assert {"anonymous_id:a1", "device_id:family-ipad", "phone:13800000000"} <= alice  # first seen with Alice
     assert bob == {"user_id:bob", "anonymous_id:a2"}
+
+
+def test_a_check_in_kiosk_shared_by_guests_links_nobody() -> None:
+    # A salon's tablet signs in guests who give only a phone: no limit would stop it joining
+    # three of them, so a device seen with two people's phones is shared and links nobody.
+    links = [
+        ("device_id:kiosk-bj001-01", "phone:13800000001", 1),
+        ("device_id:kiosk-bj001-01", "phone:13800000002", 2),
+        ("anonymous_id:ticket-1", "phone:13800000001", 3),
+    ]
+    groups = people(links)
+    assert {"phone:13800000001", "anonymous_id:ticket-1"} in groups
+    assert {"phone:13800000002"} in groups and {"device_id:kiosk-bj001-01"} in groups
+    # One phone on a personal device is nothing special.
+    assert {"device_id:my-phone", "phone:13800000003"} in people(
+        [("device_id:my-phone", "phone:13800000003", 1)]
+    )
 
 
 def test_the_surviving_id_is_the_earliest_identifier() -> None:

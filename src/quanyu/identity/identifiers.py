@@ -64,6 +64,9 @@ class IdentifierType:
     # False for partial evidence (masked phones): kept on the profile, never linked on.
     links: bool = True
     blocklist: frozenset[str] = frozenset()
+    # A shared identifier (a store's check-in tablet, a kiosk): one seen with more than this
+    # many identifiers of any one stronger type links nobody. None: no such rule.
+    max_shared: int | None = None
 
 
 def _text(value: str) -> str | None:
@@ -139,7 +142,7 @@ BUILTIN_TYPES: dict[str, IdentifierType] = {
         _builtin("wecom_external_userid", 65, 5, "企业微信外部联系人 WeCom external user id"),
         _builtin("wechat_openid", 60, 10, "公众号 OpenID", scoped=True),
         _builtin("mini_program_openid", 60, 10, "小程序 OpenID", scoped=True),
-        _builtin("device_id", 30, 5, "设备ID Device id", _folded),
+        _builtin("device_id", 30, 5, "设备ID Device id", _folded, max_shared=1),
         _builtin("click_id", 25, 50, "广告点击ID Ad click id"),
         _builtin("anonymous_id", 20, 50, "匿名ID Anonymous id"),
         _builtin("phone_masked", 0, 10, "脱敏手机号 Masked phone", normalise_masked_phone, links=False),

@@ -19,7 +19,7 @@ of the two anchors, so one id survives and the other redirects.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,7 @@ class Stitched:
     anchors: np.ndarray  # component → anchor node
     rejected: np.ndarray  # indices of links dropped to keep the per-type limits
     restitched_components: int  # components that needed the link-by-link pass
+    shared: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # hub nodes
 
 
 def build_graph(
@@ -92,9 +93,15 @@ def stitch(graph: Graph, types: Sequence[IdentifierType], excluded: np.ndarray |
     if n == 0:
         empty = np.empty(0, dtype=np.int64)
         return Stitched(empty, empty, empty, 0)
-    keep = None if excluded is None else ~excluded
     limits = np.array([t.max_per_profile for t in types], dtype=np.int64)
     priorities = np.array([t.priority for t in types], dtype=np.int64)
+    shared = _shared_nodes(graph, types, priorities, excluded)
+    if len(shared):
+        is_shared = np.zeros(n, dtype=bool)
+        is_shared[shared] = True
+        hub_links = is_shared[graph.src] | is_shared[graph.dst]
+        excluded = hub_links if excluded is None else excluded | hub_links
+    keep = None if excluded is None else ~excluded
     src, dst = (graph.src, graph.dst) if keep is None else (graph.src[keep], graph.dst[keep])
     labels = _components(n, src, dst)
 
@@ -107,7 +114,40 @@ def stitch(graph: Graph, types: Sequence[IdentifierType], excluded: np.ndarray |
     if len(bad):
         labels, rejected = _restitch(graph, keep, labels, bad, limits, priorities)
     labels = _renumber(labels)
-    return Stitched(labels, _anchors(graph, labels, priorities), rejected, len(bad))
+    return Stitched(labels, _anchors(graph, labels, priorities), rejected, len(bad), shared)
+
+
+def _shared_nodes(
+    graph: Graph, types: Sequence[IdentifierType], priorities: np.ndarray, excluded: np.ndarray | None
+) -> np.ndarray:
+    """Identifiers of a type with `max_shared`, seen with more than that many distinct
+    identifiers of one stronger type (a salon's check-in tablet shared by its guests).
+
+    Cheap in the common case: only nodes with more links than the threshold can qualify, so
+    distinct neighbours are counted just for those few.
+    """
+    caps = np.array([t.max_shared if t.max_shared is not None else -1 for t in types], dtype=np.int64)
+    if not (caps >= 0).any() or len(graph.src) == 0:
+        return np.empty(0, dtype=np.int64)
+    src, dst = graph.src, graph.dst
+    if excluded is not None:
+        src, dst = src[~excluded], dst[~excluded]
+    n = len(graph.types)
+    cap = caps[graph.types]
+    degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
+    candidate = (cap >= 0) & (degree > cap)
+    if not candidate.any():
+        return np.empty(0, dtype=np.int64)
+    # Each link from a candidate's point of view: (candidate, neighbour), stronger neighbours only.
+    node = np.concatenate([src, dst])
+    other = np.concatenate([dst, src])
+    mine = candidate[node] & (priorities[graph.types[other]] > priorities[graph.types[node]])
+    node, other = node[mine], other[mine]
+    pairs = np.unique(node.astype(np.int64) * n + other)
+    node, other = pairs // n, pairs % n
+    n_types = len(types)
+    per_type = np.bincount(node * n_types + graph.types[other], minlength=n * n_types).reshape(n, n_types)
+    return np.flatnonzero((per_type.max(axis=1) > cap) & candidate)
 
 
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
