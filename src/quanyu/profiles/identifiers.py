@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.datatypes as dt
 
-from quanyu.profiles.scope import owned
 from quanyu.warehouse.schema import TS
 
 
@@ -42,26 +41,36 @@ IDENTIFIER = dt.Struct({"type": dt.string, "value": dt.string, "scope": dt.strin
                         "sources": dt.Array(dt.string)})  # fmt: skip
 
 
-@dataclass(frozen=True)
-class IdentityTables:
-    nodes: ibis.Table
-    edges: ibis.Table
-    event_keys: ibis.Table
-    events: ibis.Table
+def attributed_events(
+    events: ibis.Table, event_keys: ibis.Table, nodes: ibis.Table, workspace_id: str
+) -> ibis.Table:
+    """The workspace's events of the people in `nodes`, with `profile_id` and the `key` each
+    event is attributed to.
+
+    `identity.membership.profile_events` joins the same way but drops the key; keeping it here
+    lets one join serve both the profile's events and its identifiers' sources.
+    """
+    keyed = event_keys.filter(event_keys.workspace_id == workspace_id)
+    attributed = keyed.join(nodes.select("key", "profile_id"), "key").select(
+        "message_id", "key", "profile_id"
+    )
+    return events.filter(events.workspace_id == workspace_id).join(attributed, "message_id")
 
 
-def key_sources(t: IdentityTables, keys: ibis.Table, workspace_id: str) -> ibis.Table:
-    """(key, sources): the distinct source types each of `keys` was seen on, sorted."""
-    ek = t.event_keys.filter(t.event_keys.workspace_id == workspace_id)
-    ev = t.events.filter(t.events.workspace_id == workspace_id).select("message_id", "source_type")
-    by_event = ek.semi_join(keys, "key").join(ev, "message_id").select("key", "source_type")
-    edges = t.edges.filter(t.edges.workspace_id == workspace_id)
+def key_sources(events: ibis.Table, edges: ibis.Table, keys: ibis.Table, workspace_id: str) -> ibis.Table:
+    """(key, sources): the distinct source types each of `keys` was seen on, sorted.
+
+    `events` are attributed events (with `key`, so already of the people in scope); edges add
+    the source of each identifier's first link.
+    """
+    edges = edges.filter(edges.workspace_id == workspace_id)
     by_link = [
         edges.select(key=edges[end], source_type=edges.source_type).semi_join(keys, "key")
         for end in ("a_key", "b_key")
     ]
-    found = ibis.union(by_event, *by_link, distinct=True).filter(ibis._.source_type.notnull())
-    return found.group_by("key").aggregate(sources=found.source_type.collect(order_by=found.source_type))
+    seen = ibis.union(events.select("key", "source_type"), *by_link, distinct=False)
+    found = seen.filter(seen.source_type.notnull()).distinct()
+    return found.group_by("key").aggregate(sources=found.source_type.collect().sort())
 
 
 def _reached(id_type: ibis.StringValue, sources: ibis.ArrayValue, reach: Sequence[Reach]) -> ibis.StringValue:
@@ -76,23 +85,22 @@ def _reached(id_type: ibis.StringValue, sources: ibis.ArrayValue, reach: Sequenc
 
 
 def profile_identifiers(
-    t: IdentityTables,
+    nodes: ibis.Table,
+    edges: ibis.Table,
+    events: ibis.Table,
     workspace_id: str,
-    profile_ids: Sequence[str] | None = None,
     reach: Sequence[Reach] = REACH,
 ) -> ibis.Table:
-    """(profile_id, identifiers, identifier_count, reachable_channels) per profile."""
-    nodes = owned(t.nodes, workspace_id, profile_ids)
-    sources = key_sources(t, nodes.select("key"), workspace_id)
+    """(profile_id, identifiers, identifier_count, reachable_channels) per profile of `nodes`
+    (the workspace's nodes in scope); identifiers sorted by type and value."""
+    sources = key_sources(events, edges, nodes.select("key"), workspace_id)
     rows = nodes.left_join(sources, "key")
-    rows = rows.mutate(
-        sources=ibis.coalesce(rows.sources, ibis.literal([], type=dt.Array(dt.string))),
-    )
+    rows = rows.mutate(sources=ibis.coalesce(rows.sources, ibis.literal([], type=dt.Array(dt.string))))
     rows = rows.mutate(reach=_reached(rows.id_type, rows.sources, reach))
     item = ibis.struct({"type": rows.id_type, "value": rows.value, "scope": rows.scope,
                         "first_seen": rows.first_seen, "sources": rows.sources})  # fmt: skip
     return rows.group_by("profile_id").aggregate(
-        identifiers=item.collect(order_by=[rows.first_seen, rows.id_type, rows.value]),
+        identifiers=item.collect().sort(),
         identifier_count=rows.count(),
-        reachable_channels=rows.reach.collect(distinct=True, order_by=rows.reach),
+        reachable_channels=rows.reach.collect(distinct=True).sort(),
     )

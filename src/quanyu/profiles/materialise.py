@@ -30,14 +30,13 @@ import ibis.expr.datatypes as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quanyu.identity.membership import profile_events
 from quanyu.profiles import rfm
-from quanyu.profiles.computed import EVENT_COLUMNS, Commerce, attach, computed, purchases
+from quanyu.profiles.computed import EVENT_COLUMNS, Commerce, attach, computed, net_revenue, purchases
 from quanyu.profiles.conditions import TagRule, parse_rules
-from quanyu.profiles.identifiers import IdentityTables, profile_identifiers
+from quanyu.profiles.identifiers import attributed_events, profile_identifiers
 from quanyu.profiles.scope import among, owned
 from quanyu.profiles.survivors import alive, survivors
-from quanyu.profiles.tags import MANUAL, RULE, log_rows, moved_tags, rule_tags, tag_lists, tag_state
+from quanyu.profiles.tags import MANUAL, RULE, moved_tags, rule_log_rows, rule_tags, tag_lists, tag_state
 from quanyu.profiles.traits import TraitPrecedence, merged_traits
 from quanyu.warehouse.base import Append, Replace, Warehouse
 from quanyu.warehouse.schema import PROFILES, TS
@@ -104,8 +103,9 @@ def profile_rows(
     """Profile rows in the PROFILES schema, plus `rule_added` / `rule_removed` tag lists."""
     # The people in scope are chosen on the nodes, once: every later join inherits the choice.
     nodes = owned(t.nodes, workspace_id, profile_ids)
-    events = profile_events(t.events, t.event_keys, nodes, workspace_id).select(*EVENT_COLUMNS)
-    people = profile_identifiers(IdentityTables(nodes, t.edges, t.event_keys, t.events), workspace_id)
+    keyed = attributed_events(t.events, t.event_keys, nodes, workspace_id).select(*EVENT_COLUMNS, "key")
+    events = keyed.drop("key")
+    people = profile_identifiers(nodes, t.edges, keyed, workspace_id)
     joined = attach(people, computed(events, commerce), merged_traits(events, precedence))
     fresh = joined.mutate(**_filled(joined))
     scored = rfm.scored(fresh, _population(t.profiles, events, workspace_id, profile_ids, commerce))
@@ -137,7 +137,7 @@ def _population(
     buys = purchases(events, commerce)
     fresh = buys.select(
         "order_count", "last_purchase_at",
-        net_revenue=ibis.coalesce(buys.revenue, 0.0) - ibis.coalesce(buys.refund_amount, 0.0),
+        net_revenue=net_revenue(buys.revenue, buys.refund_amount),
     )  # fmt: skip
     if profile_ids is None:
         return fresh
@@ -156,17 +156,17 @@ def orphaned_rule_tags(t: Tables, workspace_id: str, profile_ids: Sequence[str] 
 
 
 def _changes(workspace_id: str, rows: pa.Table, orphans: pa.Table, at: datetime) -> pa.Table:
-    changes: list[tuple[str, str, str, str, str]] = []
+    """Rule-tag log rows: what rules started and stopped giving, and what merged-away ids held."""
+    parts = []
     for column, op in (("rule_added", "add"), ("rule_removed", "remove")):
         lists = rows.column(column).combine_chunks()
-        if not len(lists) or not pc.sum(pc.list_value_length(lists)).as_py():
-            continue
-        owners = pc.take(rows.column("profile_id"), pc.list_parent_indices(lists)).to_pylist()
-        tags = pc.list_flatten(lists).to_pylist()
-        changes += [(p, tag, RULE, op, "rule") for p, tag in zip(owners, tags, strict=True)]
-    for row in orphans.to_pylist():
-        changes.append((row["profile_id"], row["tag"], RULE, "remove", "merge"))
-    return log_rows(workspace_id, changes, at)
+        owners = pc.take(rows.column("profile_id"), pc.list_parent_indices(lists))
+        parts.append(rule_log_rows(workspace_id, owners, pc.list_flatten(lists), op, "rule", at))
+    gone = orphans.combine_chunks()
+    parts.append(
+        rule_log_rows(workspace_id, gone.column("profile_id"), gone.column("tag"), "remove", "merge", at)
+    )
+    return pa.concat_tables(parts)
 
 
 def refresh(

@@ -49,7 +49,7 @@ def tag_state(
 
 def tag_lists(state: ibis.Table) -> ibis.Table:
     """(profile_id, tags): each profile's tags, sorted and distinct."""
-    return state.group_by("profile_id").aggregate(tags=state.tag.collect(distinct=True, order_by=state.tag))
+    return state.group_by("profile_id").aggregate(tags=state.tag.collect(distinct=True).sort())
 
 
 def log_rows(workspace_id: str, changes: Sequence[tuple[str, str, str, str, str]], at: datetime) -> pa.Table:
@@ -67,6 +67,18 @@ def log_rows(workspace_id: str, changes: Sequence[tuple[str, str, str, str, str]
         },
         schema=_ROWS,
     )
+
+
+def rule_log_rows(
+    workspace_id: str, owners: pa.Array, tags: pa.Array, op: str, actor: str, at: datetime
+) -> pa.Table:
+    """Log rows for rule tags, column-wise: `tags[i]` of `owners[i]`."""
+    n = len(owners)
+    return pa.table(
+        [pa.repeat(workspace_id, n), owners.cast(pa.string()), tags.cast(pa.string()), pa.repeat(RULE, n),
+         pa.repeat(op, n), pa.repeat(pa.scalar(at, pa.timestamp("us", "UTC")), n), pa.repeat(actor, n)],
+        schema=_ROWS,
+    )  # fmt: skip
 
 
 def rule_tags(rules: Sequence[TagRule], table: ibis.Table, now: datetime) -> ibis.ArrayValue:

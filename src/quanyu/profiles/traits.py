@@ -16,6 +16,8 @@ import ibis
 import ibis.expr.datatypes as dt
 from pydantic import BaseModel, ConfigDict, Field
 
+from quanyu.warehouse.schema import TS
+
 # The brand's own systems of record first (member CRM, store tills, its order service), then
 # channels where people type their own details (app, mini-program, WeCom guides), then web,
 # then marketplaces and ads, which hand out receivers' names and masked phones.
@@ -40,9 +42,6 @@ DEFAULT_SOURCE_PRIORITY: dict[str, int] = {
     "ads": 10,
 }
 
-TRAIT_SOURCE = dt.Struct({"key": dt.string, "source_type": dt.string, "source_id": dt.string,
-                          "at": dt.Timestamp(timezone="UTC")})  # fmt: skip
-
 
 class TraitPrecedence(BaseModel):
     """Source-type priorities for merging traits (higher wins; unknown types count 0).
@@ -62,9 +61,13 @@ class TraitPrecedence(BaseModel):
         return source_type.substitute(self.source_priority, else_=0)
 
 
-@ibis.udf.agg.builtin(name="json_group_object")
-def _json_object(key: str, value: dt.JSON) -> dt.JSON:
-    """DuckDB's aggregate of key/value pairs into one JSON object."""
+_RANK = dt.Struct({"priority": dt.int64, "at": TS, "received_at": TS, "message_id": dt.string})
+_WON = dt.Struct({"source_type": dt.string, "source_id": dt.string, "at": TS, "value": dt.json})
+
+
+@ibis.udf.agg.builtin(name="arg_max")
+def _winner(arg: _WON, key: _RANK) -> _WON:  # type: ignore[valid-type]
+    """The value of the best-ranked row, in one streaming pass per (profile, trait)."""
 
 
 def merged_traits(events: ibis.Table, precedence: TraitPrecedence) -> ibis.Table:
@@ -83,15 +86,19 @@ def merged_traits(events: ibis.Table, precedence: TraitPrecedence) -> ibis.Table
         key=as_map.pairs.keys().unnest(), value=as_map.pairs.values().unnest(),
     )  # fmt: skip
     kv = kv.filter(kv.value.notnull())
-    order = [precedence.priority(kv.source_type).desc(), kv.timestamp.desc(), kv.received_at.desc(),
-             kv.message_id.desc()]  # fmt: skip
-    ranked = kv.mutate(rank=ibis.row_number().over(group_by=[kv.profile_id, kv.key], order_by=order))
-    winners = ranked.filter(ranked.rank == 0)
-    provenance = ibis.struct(
-        {"key": winners.key, "source_type": winners.source_type, "source_id": winners.source_id,
-         "at": winners.timestamp}
-    )  # fmt: skip
-    return winners.group_by("profile_id").aggregate(
-        traits=_json_object(winners.key, winners.value),
-        trait_sources=provenance.collect(order_by=winners.key),
+    rank = ibis.struct({"priority": precedence.priority(kv.source_type), "at": kv.timestamp,
+                        "received_at": kv.received_at, "message_id": kv.message_id})  # fmt: skip
+    value = ibis.struct({"source_type": kv.source_type, "source_id": kv.source_id, "at": kv.timestamp,
+                         "value": kv.value})  # fmt: skip
+    best = kv.group_by(["profile_id", "key"]).aggregate(best=_winner(value, rank))
+    won = ibis.struct(
+        {"key": best.key, **{k: best.best[k] for k in ("source_type", "source_id", "at", "value")}}
     )
+    # Collected unordered, then sorted by key: one object layout whatever the scan order.
+    merged = best.group_by("profile_id").aggregate(won=won.collect().sort())
+    keys, values = merged.won.map(lambda w: w["key"]), merged.won.map(lambda w: w["value"])
+    sources = merged.won.map(
+        lambda w: ibis.struct({"key": w["key"], "source_type": w["source_type"], "source_id": w["source_id"],
+                               "at": w["at"]})
+    )  # fmt: skip
+    return merged.select("profile_id", traits=ibis.map(keys, values).cast(dt.json), trait_sources=sources)

@@ -67,9 +67,12 @@ def profile_view(warehouse: Warehouse, workspace_id: str, profile_id: str) -> di
         "updated_at": _plain(row["updated_at"]),
         "traits": orjson.loads(row["traits"] or "{}"),
         "trait_sources": {s["key"]: _plain({k: v for k, v in s.items() if k != "key"}) for s in row["trait_sources"]},
-        "identifiers": _plain(row["identifiers"]),
+        "identifiers": _plain(sorted(row["identifiers"], key=lambda i: (i["first_seen"], i["type"], i["value"]))),
         "reachable_channels": row["reachable_channels"],
-        "computed": {k: _plain(v) for k, v in row.items() if k not in _OWN},
+        "computed": {
+            **{k: _plain(v) for k, v in row.items() if k not in _OWN},
+            "channel_activity": _plain(sorted(row["channel_activity"], key=lambda c: (c["first_seen"], c["channel"]))),
+        },
         "rfm": None if segment is None else {
             "recency": row["rfm_recency"], "frequency": row["rfm_frequency"], "monetary": row["rfm_monetary"],
             "segment": segment, "label": " ".join(SEGMENT_LABELS[segment]),
