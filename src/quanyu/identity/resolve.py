@@ -144,8 +144,9 @@ def _restitch(
                    _exclusions(warehouse, workspace_id, nodes["key"]))  # fmt: skip
     outcome = compare(workspace_id, old, done.nodes, done.edges, done.parted_by)
     message_ids = found.records["message_id"].to_pylist()
+    changed = _changed_nodes(old, done.nodes)
     warehouse.write([
-        Replace("identity_nodes", workspace_id, done.nodes, "key", old_keys.to_pylist()),
+        Replace("identity_nodes", workspace_id, changed, "key", changed["key"].to_pylist()),
         Replace("identity_edges", workspace_id, _edge_table(workspace_id, done.edges), "a_key",
                 old_keys.to_pylist()),
         Replace("identity_event_keys", workspace_id, _event_keys(workspace_id, found.records),
@@ -154,6 +155,21 @@ def _restitch(
         Append("identity_changes", outcome.changes),
     ])  # fmt: skip
     return _result(workspace_id, n_events, done, outcome)
+
+
+def _changed_nodes(old: pa.Table, new: pa.Table) -> pa.Table:
+    """The rows of `new` that are not already stored as they are: only those are rewritten,
+    which keeps index maintenance proportional to what a batch really changed."""
+    if old.num_rows == 0:
+        return new
+    compared = ["profile_id", "is_anchor", "first_seen", "component"]
+    before = old.select(["key", *compared]).rename_columns(["key", *[f"old_{c}" for c in compared]])
+    joined = new.join(before, "key", join_type="left outer")
+    same = None
+    for c in compared:
+        equal = pc.fill_null(pc.equal(joined[c], joined[f"old_{c}"]), False)
+        same = equal if same is None else pc.and_(same, equal)
+    return joined.filter(pc.invert(same)).select(new.column_names)
 
 
 def _stitch(
