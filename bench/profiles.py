@@ -5,13 +5,13 @@ the brand's channels: views, identify calls with traits from the CRM, web and mi
 orders on marketplaces and in stores, some refunds, UTM on ad traffic), with their identity
 rows (a user id each, a phone for half, every event attributed to the user id), then times:
 
-- full: `refresh(warehouse, ws)`, every profile, with three tag rules;
+- full: `refresh(warehouse, ws)`, every profile, with three tag rules, median of FULL_RUNS;
 - incremental: new events for 1,000 random people, then `refresh(warehouse, ws, their ids)`
   (RFM against the stored distribution), median of RUNS;
 - baseline: one plain group-by over the same events → identity join (count, first/last seen,
   order count, revenue per person), the floor any materialisation pays.
 
-    .venv/bin/python bench/profiles.py [--people 200000] [--runs 5] [--changed 1000]
+    .venv/bin/python bench/profiles.py [--people 200000] [--runs 5] [--full-runs 3] [--changed 1000]
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--full-runs", type=int, default=3)
     parser.add_argument("--changed", type=int, default=1_000)
     args = parser.parse_args()
     rng = np.random.default_rng(17)
@@ -163,36 +164,41 @@ def main() -> None:
         n_events = populate(warehouse, args.people, rng)
         print(f"{args.people:,} people, {n_events:,} events")
         base = baseline(warehouse)
-        started = time.perf_counter()
-        full = refresh(warehouse, WS, rules=RULES)
-        full_seconds = time.perf_counter() - started
-        print(f"full refresh: {full_seconds:.2f}s ({full.profiles:,} profiles); plain group-by {base:.2f}s")
-        runs = []
+        fulls = []
+        for run in range(args.full_runs):
+            fulls.append(refresh(warehouse, WS, rules=RULES))
+            print(f"full refresh {run + 1}: {fulls[-1].seconds:.2f}s ({fulls[-1].profiles:,} profiles: "
+                  f"query {fulls[-1].query_seconds:.2f}s, write {fulls[-1].write_seconds:.2f}s)")  # fmt: skip
+        print(f"plain group-by {base:.2f}s")
+        incs = []
         next_id = n_events
         for run in range(args.runs):
             chosen = rng.choice(args.people, args.changed, replace=False)
             fresh = events(np.repeat(chosen, 3), rng, next_id, days=400)
             next_id += fresh.num_rows
             warehouse.write([Append("events", fresh), Append("identity_event_keys", event_keys(fresh))])
-            ids = [f"prof_{p}" for p in chosen.tolist()]
-            started = time.perf_counter()
-            result = refresh(warehouse, WS, ids, rules=RULES)
-            runs.append(time.perf_counter() - started)
-            assert result.profiles == args.changed, result
-            print(f"run {run + 1}: incremental refresh of {args.changed:,} profiles {runs[-1]:.2f}s")
+            incs.append(refresh(warehouse, WS, [f"prof_{p}" for p in chosen.tolist()], rules=RULES))
+            assert incs[-1].profiles == args.changed, incs[-1]
+            print(f"run {run + 1}: incremental refresh of {args.changed:,} profiles {incs[-1].seconds:.2f}s "
+                  f"(query {incs[-1].query_seconds:.2f}s, write {incs[-1].write_seconds:.2f}s)")  # fmt: skip
         warehouse.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    full = median([r.seconds for r in fulls])
     write_result("profiles", {
         "people": args.people,
         "events": n_events,
-        "full_refresh_seconds": round(full_seconds, 2),
-        "full_profiles_per_s": round(full.profiles / full_seconds),
+        "full_refresh_seconds_median": round(full, 2),
+        "full_query_seconds_median": round(median([r.query_seconds for r in fulls]), 2),
+        "full_write_seconds_median": round(median([r.write_seconds for r in fulls]), 2),
+        "full_runs": [round(r.seconds, 2) for r in fulls],
+        "full_profiles_per_s": round(args.people / full),
         "plain_group_by_seconds": round(base, 2),
-        "ratio_full_to_group_by": round(full_seconds / base, 2),
+        "ratio_full_to_group_by": round(full / base, 1),
         "changed_profiles": args.changed,
-        "incremental_seconds_median": round(median(runs), 2),
-        "incremental_runs": [round(x, 2) for x in runs],
+        "incremental_seconds_median": round(median([r.seconds for r in incs]), 2),
+        "incremental_query_seconds_median": round(median([r.query_seconds for r in incs]), 2),
+        "incremental_runs": [round(r.seconds, 2) for r in incs],
     })  # fmt: skip
 
 
