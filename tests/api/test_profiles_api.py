@@ -51,7 +51,8 @@ def test_lookup_profile_and_cross_channel_timeline(
         get(client, tenant, "/api/v1/profiles/lookup", type="wechat_openid", value="oWX-9", scope="wx_tea")
         == person
     )
-    assert get(client, tenant, f"/api/v1/profiles/{person['profile_id']}") == person
+    detail = get(client, tenant, f"/api/v1/profiles/{person['profile_id']}")
+    assert {k: detail[k] for k in person} == person
 
     pages, cursor = [], None
     while True:
@@ -131,3 +132,27 @@ def test_rebuild_agrees_with_the_pipeline(client: TestClient, tenant: Tenant, pl
     resp = client.post("/api/v1/identity/rebuild", headers=tenant.bearer)
     assert resp.status_code == 200 and resp.json()["profiles"] == 2 and resp.json()["merges"] == 0
     assert get(client, tenant, "/api/v1/profiles/lookup", type="tmall_buyer_id", value="tb_55") == before
+
+
+def test_profile_detail_tags_and_search(client: TestClient, tenant: Tenant, platform: Platform) -> None:
+    seed(client, tenant, platform, JOURNEY)
+    pid = get(client, tenant, "/api/v1/profiles/lookup", type="tmall_buyer_id", value="tb_55")["profile_id"]
+    person = get(client, tenant, f"/api/v1/profiles/{pid}")
+    assert person["traits"]["phone"] == "13800005678"
+    assert person["computed"]["order_count"] == 1 and person["computed"]["revenue"] == 268.0
+    assert {"sms", "wechat_oa"} <= set(person["reachable_channels"])
+
+    resp = client.post(f"/api/v1/profiles/{pid}/tags", json={"tag": "茶友 tea-lover"}, headers=tenant.bearer)
+    assert resp.status_code == 200, resp.text
+    assert [t["tag"] for t in resp.json()["tags"]] == ["茶友 tea-lover"]
+    platform.pipeline.identity.on_change(tenant.workspace_id, [pid])  # what the next stitch does
+    found = client.post("/api/v1/profiles/search", headers=tenant.bearer,
+                        json={"filters": {"all": [{"field": "revenue", "op": ">=", "value": 100}]}})  # fmt: skip
+    assert found.status_code == 200, found.text
+    assert [p["profile_id"] for p in found.json()["profiles"]] == [pid]
+    bad = client.post("/api/v1/profiles/search", headers=tenant.bearer,
+                      json={"filters": {"all": [{"field": "password; drop", "op": "=", "value": 1}]}})  # fmt: skip
+    assert bad.status_code == 400 and "code" in bad.json()
+    resp = client.delete(f"/api/v1/profiles/{pid}/tags/茶友 tea-lover", headers=tenant.bearer)
+    assert resp.status_code == 200 and resp.json()["tags"] == []
+    assert client.delete(f"/api/v1/profiles/{pid}/tags/nope", headers=tenant.bearer).status_code == 404

@@ -164,7 +164,11 @@ class LocalBackend:
         return people.links_of(wh, ws, profile_id)
 
     def identity_rebuild(self) -> dict[str, Any]:
-        return rebuild(self.platform.warehouse, self.workspace_id).public()
+        from quanyu.profiles.materialise import refresh
+
+        result = rebuild(self.platform.warehouse, self.workspace_id).public()
+        refresh(self.platform.warehouse, self.workspace_id)
+        return result
 
     def close(self) -> None:
         self.platform.close()

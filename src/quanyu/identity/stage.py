@@ -55,7 +55,12 @@ class IdentityStage:
 
     def pending(self) -> list[int]:
         applied, done = self.warehouse.table("applied_batches"), self.warehouse.table("identity_batches")
-        todo = applied.anti_join(done, "batch_id").select("batch_id").order_by("batch_id").limit(self.max_batches)
+        todo = (
+            applied.anti_join(done, "batch_id")
+            .select("batch_id")
+            .order_by("batch_id")
+            .limit(self.max_batches)
+        )
         return [int(b) for b in self.warehouse.execute(todo).column(0).to_pylist()]
 
     def run(self) -> IdentityStep:

@@ -13,6 +13,9 @@ from quanyu.errors import InvalidInput
 from quanyu.identity import lookup as people
 from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.identity.resolve import detach, rebuild, unmerge
+from quanyu.profiles.materialise import refresh
+from quanyu.profiles.tags import add_tag, remove_tag
+from quanyu.profiles.view import profile_view, search
 
 router = APIRouter(prefix="/api/v1", tags=["profiles 用户"])
 
@@ -44,10 +47,60 @@ def lookup_profile(
     return people.lookup(platform.warehouse, caller.workspace_id, type, value, scope)
 
 
+class SearchRequest(BaseModel):
+    filters: dict[str, Any] | None = Field(
+        default=None,
+        description='conditions on traits and computed fields, e.g. {"all": [{"field": "revenue", "op": ">=", '
+        '"value": 1000}]}',
+    )
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = None
+
+
+class TagRequest(BaseModel):
+    tag: str = Field(min_length=1, max_length=64, examples=["高价值 VIP"])
+
+
+@router.post("/profiles/search", operation_id="search_profiles")
+def search_profiles(body: SearchRequest, caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+    """Profiles matching trait / computed-field conditions and holding every given tag."""
+    return search(platform.warehouse, caller.workspace_id, body.filters, tags=body.tags, limit=body.limit,
+                  cursor=body.cursor)  # fmt: skip
+
+
 @router.get("/profiles/{profile_id}", operation_id="get_profile")
 def get_profile(profile_id: str, caller: Caller, platform: PlatformDep) -> dict[str, Any]:
-    """A person: identifiers (an id that merged away answers with its survivor)."""
-    return people.profile(platform.warehouse, caller.workspace_id, profile_id)
+    """A person: identifiers, merged traits with their sources, computed traits, RFM and tags
+    (an id that merged away answers with its survivor)."""
+    who = people.profile(platform.warehouse, caller.workspace_id, profile_id)
+    view = profile_view(platform.warehouse, caller.workspace_id, who["profile_id"]) or {}
+    return {
+        **who,
+        "traits": view.get("traits", {}),
+        "trait_sources": view.get("trait_sources", {}),
+        "computed": view.get("computed", {}),
+        "rfm": view.get("rfm"),
+        "reachable_channels": view.get("reachable_channels", []),
+        "tags": view.get("tags", []),
+        "updated_at": view.get("updated_at"),
+    }
+
+
+@router.post("/profiles/{profile_id}/tags", operation_id="add_profile_tag")
+def add_profile_tag(
+    profile_id: str, body: TagRequest, caller: Caller, platform: PlatformDep
+) -> dict[str, Any]:
+    """Tag a person by hand (adding a tag they hold is a no-op)."""
+    tags = add_tag(platform.warehouse, caller.workspace_id, profile_id, body.tag, f"token:{caller.token_id}")
+    return {"profile_id": profile_id, "tags": tags}
+
+
+@router.delete("/profiles/{profile_id}/tags/{tag}", operation_id="remove_profile_tag")
+def remove_profile_tag(profile_id: str, tag: str, caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+    """Remove a manual tag (404 when not held; 409 `rule_tag` when a rule gives it)."""
+    tags = remove_tag(platform.warehouse, caller.workspace_id, profile_id, tag, f"token:{caller.token_id}")
+    return {"profile_id": profile_id, "tags": tags}
 
 
 @router.get("/profiles/{profile_id}/timeline", operation_id="profile_timeline")
@@ -101,6 +154,7 @@ def unmerge_profile(
         result = detach(wh, ws, pid, keys, actor, body.reason)
     else:
         result = unmerge(wh, ws, [(link.a, link.b) for link in body.links], actor, body.reason)
+    refresh(wh, ws, result.touched_profiles)
     return {"profile_id": pid, "result": result.public(), "profiles": result.touched_profiles}
 
 
@@ -108,4 +162,6 @@ def unmerge_profile(
 def rebuild_identity(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
     """Recompute every person of the workspace from its events (the incremental pipeline keeps
     people current; this is the repair and re-configuration path)."""
-    return rebuild(platform.warehouse, caller.workspace_id).public()
+    result = rebuild(platform.warehouse, caller.workspace_id).public()
+    refresh(platform.warehouse, caller.workspace_id)
+    return result
