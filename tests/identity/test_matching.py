@@ -11,7 +11,7 @@ import pytest
 
 from quanyu.errors import InvalidInput
 from quanyu.identity import blocking, scoring
-from quanyu.identity.comparisons import PersonMatchSpec, person_spec, trained_by
+from quanyu.identity.match_spec import PersonMatchSpec, person_spec, trained_by
 from quanyu.identity.matching import cluster, match
 from quanyu.identity.person_records import standardise
 

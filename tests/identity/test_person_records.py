@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quanyu.errors import InvalidInput
+from quanyu.identity import person_names
 from quanyu.identity import person_records as pr
+from quanyu.identity import person_text as texts
 from quanyu.identity.identifiers import normalise_phone
 
 
@@ -35,7 +37,7 @@ def one(fn, value):  # type: ignore[no-untyped-def]
     ],
 )
 def test_clean_names(raw: str, clean: str | None) -> None:
-    assert one(pr.clean_names, raw) == clean
+    assert one(person_names.clean_names, raw) == clean
 
 
 @pytest.mark.parametrize(
@@ -54,28 +56,28 @@ def test_clean_names(raw: str, clean: str | None) -> None:
     ],
 )
 def test_split_full_names(full: str | None, surname: str | None, given: str | None) -> None:
-    assert one(pr.split_full_names, full) == (surname, given)
+    assert one(person_names.split_full_names, full) == (surname, given)
 
 
 _GIVEN_CHARS = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平刚英华建国红玲斌浩宇"
 
 
-_SURNAMES = sorted(pr.COMPOUND_SURNAMES) + list("王李张刘陈杨黄赵吴周")
+_SURNAMES = sorted(person_names.COMPOUND_SURNAMES) + list("王李张刘陈杨黄赵吴周")
 _NAMES = st.tuples(st.sampled_from(_SURNAMES), st.text(alphabet=_GIVEN_CHARS, min_size=1, max_size=2))
 
 
 @settings(max_examples=25)
 @given(st.lists(_NAMES, min_size=1, max_size=20))
 def test_chinese_full_names_split_back_into_their_parts(names: list[tuple[str, str]]) -> None:
-    surnames, given_names = pr.split_full_names(pa.array([s + g for s, g in names]))
+    surnames, given_names = person_names.split_full_names(pa.array([s + g for s, g in names]))
     assert list(zip(surnames.to_pylist(), given_names.to_pylist(), strict=True)) == names
 
 
 @settings(max_examples=25)
 @given(st.lists(st.text(max_size=30), max_size=20))
 def test_cleaning_a_name_twice_changes_nothing(raw: list[str]) -> None:
-    once = pr.clean_names(pa.array(raw, pa.string()))
-    assert pr.clean_names(once).equals(once)
+    once = person_names.clean_names(pa.array(raw, pa.string()))
+    assert person_names.clean_names(once).equals(once)
 
 
 FORMATS = [
@@ -196,7 +198,7 @@ def test_places_addresses_and_codes(fn, raw: str, clean: str) -> None:  # type: 
 @settings(max_examples=50)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=8))
 def test_folding_gives_one_byte_per_character(values: list[str | None]) -> None:
-    folded = pr.fold_characters(pa.array(values, pa.string())).to_pylist()
+    folded = texts.fold_characters(pa.array(values, pa.string())).to_pylist()
     for raw, out in zip(values, folded, strict=True):
         if raw is None:
             assert out is None
@@ -206,20 +208,22 @@ def test_folding_gives_one_byte_per_character(values: list[str | None]) -> None:
 
 
 def test_folded_chinese_names_are_one_edit_apart_in_duckdb() -> None:
-    folded = pr.fold_characters(pa.array(["王伟", "王玮"])).to_pylist()
+    folded = texts.fold_characters(pa.array(["王伟", "王玮"])).to_pylist()
     distance = duckdb.sql("SELECT levenshtein($1, $2)", params=folded).fetchone()
     assert distance == (1,)
 
 
 def test_name_columns_split_a_full_name_typed_into_one_field() -> None:
-    out = pr.name_columns(pa.array([None, "伟", "John"]), pa.array(["王伟", "王", "Smith"]), None, 3)
+    out = person_names.name_columns(
+        pa.array([None, "伟", "John"]), pa.array(["王伟", "王", "Smith"]), None, 3
+    )
     assert out["surname"].to_pylist() == ["王", "王", "smith"]
     assert out["given_name"].to_pylist() == ["伟", "伟", "john"]
     assert out["name_key"].to_pylist()[0] == out["name_key"].to_pylist()[1]
 
 
 def test_swapped_names_share_a_name_key() -> None:
-    out = pr.name_columns(pa.array(["John", "Smith"]), pa.array(["Smith", "John"]), None, 2)
+    out = person_names.name_columns(pa.array(["John", "Smith"]), pa.array(["Smith", "John"]), None, 2)
     assert out["name_key"].to_pylist() == ["john smith", "john smith"]
 
 

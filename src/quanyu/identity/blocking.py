@@ -1,6 +1,6 @@
 """Candidate pairs: the queries that find which records are worth comparing at all.
 
-A blocking rule (`comparisons.BLOCKING_RULES`) is a conjunction of columns or expressions;
+A blocking rule (`match_spec.BLOCKING_RULES`) is a conjunction of columns or expressions;
 two records are candidates when they agree on all of them. Each rule becomes one 64-bit key
 per record (null when any part is missing), computed in a single pass, so counting a rule's
 pairs and joining on it are integer operations. The builders here return sqlglot
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlglot
 from sqlglot import exp
 
-from quanyu.identity.comparisons import Rule
+from quanyu.identity.match_spec import Rule
 
 _DIALECT = "duckdb"
 

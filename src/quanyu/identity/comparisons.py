@@ -1,149 +1,23 @@
-"""The person-matching spec: which comparisons, blocking rules and training rules a match uses.
+"""Comparisons: a person-matching spec compiled into Splink's settings when a match runs.
 
-A spec is data (a frozen pydantic model, JSON-storable, versioned) chosen from the standardised
-columns a list has (`person_spec`); `splink_settings` compiles it into Splink's settings at the
-moment a match runs. Fuzzy levels read the `*_fz` twins of a column (one byte per character,
-see `person_records.fold_characters`); exact levels read the values themselves.
-
-Blocking rules are conjunctions of columns or fixed SQL snippets over the standardised columns
-(never user text). Each one must catch duplicates the others miss while keeping the candidate
-pairs of a million records in the low millions: contact points alone (phone, email, national
-id), a birth date with a name initial, a masked phone's digits with a name initial, a name with
-a postcode or district.
+Each comparison is a list of levels from most to least alike, each with a prior m and u.
+Fuzzy levels read the `*_fz` twins of a column (one byte per character, see
+`person_text.fold_characters`); exact levels read the values themselves.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
-from pydantic import BaseModel, ConfigDict
 from splink import SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from splink.internals.comparison_creator import ComparisonCreator
 from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
-ComparisonName = Literal["name", "birth_date", "contact", "email", "national_id", "street_number"]
-Rule = tuple[str, ...]
-
-NAME_COLUMNS = ("surname", "given_name", "name_key", "name_fz")
-PHONE_COLUMNS = ("phone", "phone_prefix3", "phone_last4")
-PLACE_COLUMNS = ("address", "address_fz", "postcode", "district", "city", "region")
-
-# Which standardised columns each comparison reads (any one present enables `contact`).
-COMPARISON_COLUMNS: dict[ComparisonName, tuple[str, ...]] = {
-    "name": NAME_COLUMNS,
-    "birth_date": ("birth_date",),
-    "email": ("email",),
-    "national_id": ("national_id",),
-    "street_number": ("street_number",),
-    "contact": PHONE_COLUMNS + PLACE_COLUMNS,
-}
-
-# In order; a rule that would make more than `max_pairs_per_record` candidate pairs per record
-# on the data at hand is left out, so broad rules (a name alone) serve small lists only.
-BLOCKING_RULES: tuple[Rule, ...] = (
-    ("phone",),
-    ("email",),
-    ("national_id",),
-    ("birth_date", "substr(surname, 1, 1)"),
-    ("phone_prefix3", "phone_last4", "substr(surname, 1, 1)"),
-    ("name_fz", "phone_last4"),
-    ("name_key", "postcode"),
-    ("address", "substr(surname, 1, 1)"),
-    ("birth_date", "district"),
-    ("birth_date", "postcode"),
-    ("name_key", "district", "substr(birth_date, 1, 3)"),
-    ("name_key", "street_number"),
-    ("name_key", "city"),
-    ("name_key",),
-    ("birth_date",),
-)
-# EM needs pairs that are mostly, but not all, matches; each comparison is trained by a rule
-# that does not block on it. Personal identifiers come first: pairs sharing only a phone or an
-# address include families (one surname, one home, different people), which would teach EM
-# that a different given name is common among matches.
-TRAINING_RULES: tuple[Rule, ...] = (
-    ("email",),
-    ("national_id",),
-    ("phone", "birth_date"),
-    ("phone", "name_key"),
-    ("name_key", "birth_date"),
-    ("name_key", "postcode"),
-    ("birth_date", "postcode"),
-    ("phone",),
-    ("name_key",),
-    ("birth_date",),
-)
-# Rules that rarely admit a false match, for the prior: how many pairs are matches at all.
-DETERMINISTIC_RULES: tuple[Rule, ...] = (
-    ("name_key", "birth_date"),
-    ("name_key", "phone"),
-    ("name_key", "email"),
-    ("national_id",),
-)
-
-
-class PersonMatchSpec(BaseModel):
-    """What a match compares, how it finds candidate pairs and how it trains. Plain data."""
-
-    model_config = ConfigDict(frozen=True)
-
-    version: Literal[1] = 1
-    comparisons: tuple[ComparisonName, ...]
-    contact_columns: tuple[str, ...] = ()  # the phone and place columns present
-    blocking_rules: tuple[Rule, ...]
-    training_rules: tuple[Rule, ...]
-    deterministic_rules: tuple[Rule, ...]
-    # Share of true matches the deterministic rules are expected to find.
-    deterministic_recall: float = 0.7
-    # Candidate pairs a blocking rule may generate per record before it is left out.
-    max_pairs_per_record: float = 5.0
-    # Smaller lists keep the levels' priors: too few pairs to learn m and u from.
-    min_records_to_train: int = 1000
-    u_max_pairs: float = 1e6
-    em_max_pairs: float = 1e6
-    em_max_iterations: int = 10
-    seed: int = 42
-
-
-def rule_columns(rule: Rule) -> set[str]:
-    """The standardised columns a rule reads (`substr(surname, 1, 1)` reads `surname`)."""
-    return {word for part in rule for word in re.findall(r"[a-z_0-9]+", part)} & _COLUMN_NAMES
-
-
-_COLUMN_NAMES = frozenset(c for cols in COMPARISON_COLUMNS.values() for c in cols)
-
-
-def person_spec(columns: Iterable[str]) -> PersonMatchSpec:
-    """The spec for a table with these standardised columns (see `person_records.standardise`)."""
-    present = set(columns)
-    comparisons: list[ComparisonName] = [
-        name
-        for name, needed in COMPARISON_COLUMNS.items()
-        if (present & set(needed) if name == "contact" else set(needed) <= present)
-    ]
-    usable = [r for r in BLOCKING_RULES if rule_columns(r) <= present]
-    return PersonMatchSpec(
-        comparisons=tuple(comparisons),
-        contact_columns=tuple(c for c in COMPARISON_COLUMNS["contact"] if c in present),
-        blocking_rules=tuple(usable),
-        training_rules=tuple(r for r in TRAINING_RULES if rule_columns(r) <= present),
-        deterministic_rules=tuple(r for r in DETERMINISTIC_RULES if rule_columns(r) <= present),
-    )
-
-
-def trained_by(rule: Rule, spec: PersonMatchSpec) -> set[ComparisonName]:
-    """The comparisons an EM session blocked on `rule` estimates: those not reading its columns."""
-    read = rule_columns(rule)
-    return {c for c in spec.comparisons if not read & set(_comparison_columns(c, spec))}
-
-
-def _comparison_columns(name: ComparisonName, spec: PersonMatchSpec) -> tuple[str, ...]:
-    return spec.contact_columns if name == "contact" else COMPARISON_COLUMNS[name]
+from quanyu.identity.match_spec import ComparisonName, PersonMatchSpec, Rule
 
 
 def blocking_rule(rule: Rule) -> BlockingRuleCreator:
@@ -290,11 +164,10 @@ def _contact(spec: PersonMatchSpec) -> ComparisonCreator:
         levels += _phone_levels(home)
     if "address" in cols:
         levels.append(_prior(cll.ExactMatchLevel("address"), 0.1, 1e-6))
-        levels.append(_prior(cll.JaroWinklerLevel("address_fz", 0.92), 0.01, 5e-5))
     if "postcode" in cols:
         levels.append(_prior(cll.ExactMatchLevel("postcode"), 0.1, 1e-4))
-    if "address" in cols:
-        levels.append(_prior(cll.JaroWinklerLevel("address_fz", 0.8), 0.06, 3.4e-3))
+    if "address" in cols:  # one fuzzy level: Jaro-Winkler is the costliest test of a pair
+        levels.append(_prior(cll.JaroWinklerLevel("address_fz", 0.85), 0.05, 1e-3))
     if "district" in cols:
         same_city = " AND coalesce(city_l = city_r, true)" if "city" in cols else ""
         levels.append(_prior(_custom(f"district_l = district_r{same_city}", "same district"), 0.05, 0.018))

@@ -2,9 +2,9 @@
 
 Offline forms, POS tills, CRM imports and event sign-ups describe people by name, birth date,
 address and often a partial phone. `match` standardises such records (`person_records`),
-picks comparisons and blocking rules for the fields present (`comparisons`), trains a
-Fellegi-Sunter model with Splink on an in-memory DuckDB (`scoring`) and clusters the pairs
-whose match probability reaches the threshold. Pairs between the review threshold and the
+picks comparisons and blocking rules for the fields present (`match_spec`, compiled by
+`comparisons`), trains a Fellegi-Sunter model with Splink on an in-memory DuckDB (`scoring`)
+and clusters the pairs whose match probability reaches the threshold. Pairs between the review threshold and the
 threshold are returned apart, with their match weights, for a person to decide.
 
     result = match(records, {"full_name": "姓名", "phone": "手机"}, threshold=0.95,
@@ -27,7 +27,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from quanyu.errors import InvalidInput
-from quanyu.identity.comparisons import PersonMatchSpec, person_spec
+from quanyu.identity.match_spec import PersonMatchSpec, person_spec
 from quanyu.identity.person_records import standardise
 from quanyu.identity.scoring import score_pairs
 

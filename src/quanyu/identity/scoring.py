@@ -20,13 +20,8 @@ from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from sqlglot.expressions import Expression
 
 from quanyu.identity import blocking
-from quanyu.identity.comparisons import (
-    PersonMatchSpec,
-    Rule,
-    blocking_rule,
-    splink_settings,
-    trained_by,
-)
+from quanyu.identity.comparisons import blocking_rule, splink_settings
+from quanyu.identity.match_spec import PersonMatchSpec, Rule, trained_by
 
 _TABLE = "people"
 _KEYS = "blocking_keys"
