@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from quanyu.cli.main import app
 from quanyu.errors import InvalidInput
-from quanyu.identity.dedupe import decode, header_key, map_roles, parse_overrides, read_customer_csv
+from quanyu.identity.dedupe import as_utf8, header_key, map_roles, parse_overrides, read_customer_csv
 
 runner = CliRunner()
 
@@ -150,10 +150,12 @@ def test_mapping_rules() -> None:
 
 
 def test_decoding_utf8_bom_and_gbk() -> None:
-    text = "客户编号,姓名\n1,王伟\n"
-    assert decode(b"\xef\xbb\xbf" + text.encode()) == text
-    assert decode(text.encode("gbk")) == text
-    assert decode(text.encode("gb18030")) == text
+    text = "客户编号,姓名\n1,王伟\n".encode()
+    assert as_utf8(b"\xef\xbb\xbf" + text) == text
+    assert as_utf8(text.decode().encode("gbk")) == text
+    assert as_utf8(text.decode().encode("gb18030")) == text
+    with pytest.raises(InvalidInput, match="unknown encoding"):
+        as_utf8(b"\xff\xfe\x00\x81\x30")
 
 
 def test_values_are_read_as_text(tmp_path: Path) -> None:

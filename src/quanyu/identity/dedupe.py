@@ -111,36 +111,36 @@ def read_customer_csv(path: Path) -> pa.Table:
     """Every column of a CSV as text (empty cells are null), whatever Excel encoded it as."""
     if not path.is_file():
         raise InvalidInput(f"文件不存在 / file not found: {path}", code="file_not_found")
-    text = decode(path.read_bytes())
-    if not text.strip():
+    data = as_utf8(path.read_bytes())
+    if not data.strip():
         raise InvalidInput(f"文件为空 / empty file: {path}", code="empty_file")
-    header = next(csv.reader(io.StringIO(text)), [])
+    first_line = data.split(b"\n", 1)[0].decode("utf-8")
+    header = next(csv.reader([first_line]), [])
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
         raise InvalidInput(f"列名重复 / duplicate column name: {', '.join(duplicated)}", code="bad_csv")
     try:
         return pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(data),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                null_values=[""],
-                strings_can_be_null=True,
+                column_types=dict.fromkeys(header, pa.string()), null_values=[""], strings_can_be_null=True
             ),
         )
     except pa.ArrowInvalid as exc:
         raise InvalidInput(f"CSV 无法解析 / cannot parse CSV {path}: {exc}", code="bad_csv") from None
 
 
-def decode(raw: bytes) -> str:
-    """UTF-8 (with or without a BOM), else GB18030, the superset of GBK that Excel in China writes."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+def as_utf8(raw: bytes) -> bytes:
+    """The bytes of a file as UTF-8 without a BOM: as they are when they already are UTF-8,
+    else read as GB18030, the superset of GBK that Excel in China writes."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
     try:
-        return raw.decode("utf-8")
+        raw.decode("utf-8")
+        return raw
     except UnicodeDecodeError:
         pass
     try:
-        return raw.decode("gb18030")
+        return raw.decode("gb18030").encode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("无法识别文件编码 / unknown encoding: not UTF-8 or GBK", code="bad_csv") from None
 
