@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/process.py
 	$(BIN)/python bench/stitch.py
+	$(BIN)/python bench/dedupe.py
 	$(BIN)/python bench/profiles.py
 	$(BIN)/python bench/identity_accuracy.py
 
