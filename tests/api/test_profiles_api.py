@@ -156,3 +156,19 @@ def test_profile_detail_tags_and_search(client: TestClient, tenant: Tenant, plat
     resp = client.delete(f"/api/v1/profiles/{pid}/tags/茶友 tea-lover", headers=tenant.bearer)
     assert resp.status_code == 200 and resp.json()["tags"] == []
     assert client.delete(f"/api/v1/profiles/{pid}/tags/nope", headers=tenant.bearer).status_code == 404
+
+
+def test_match_and_review_queue_routes(client: TestClient, tenant: Tenant, platform: Platform) -> None:
+    seed(client, tenant, platform, JOURNEY)
+    resp = client.post(
+        "/api/v1/identity/match", headers=tenant.bearer, json={"threshold": 0.9, "review_threshold": 0.95}
+    )
+    assert resp.status_code == 400 and resp.json()["code"] == "invalid_threshold"
+    resp = client.post("/api/v1/identity/match", headers=tenant.bearer, json={})
+    assert resp.status_code == 200 and resp.json()["records"] == 2
+    listed = client.get("/api/v1/identity/reviews", params={"status": "all"}, headers=tenant.bearer)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    resp = client.post("/api/v1/identity/reviews/rev_nope", headers=tenant.bearer, json={"decision": "merge"})
+    assert resp.status_code == 404 and resp.json()["code"] == "review_not_found"
+    resp = client.post("/api/v1/identity/reviews/rev_nope", headers=tenant.bearer, json={"decision": "maybe"})
+    assert resp.status_code == 400

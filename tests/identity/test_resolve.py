@@ -75,7 +75,9 @@ def test_merged_profile_ids_redirect_to_the_survivor(platform: Platform, tenant:
     cookie = lookup(platform.warehouse, tenant.workspace_id, "anonymous_id", "c-1")["profile_id"]
     login = lookup(platform.warehouse, tenant.workspace_id, "user_id", "u-1")["profile_id"]
     assert cookie != login
-    people = send(platform, tenant, {"type": "identify", "anonymousId": "c-1", "userId": "u-1", "timestamp": ts(6)})
+    people = send(
+        platform, tenant, {"type": "identify", "anonymousId": "c-1", "userId": "u-1", "timestamp": ts(6)}
+    )
     assert people["merges"] == 1  # the pipeline stitched it in; a rebuild agrees
     assert rebuild(platform.warehouse, tenant.workspace_id).merged_away == 0
     merged = profile(platform.warehouse, tenant.workspace_id, login)

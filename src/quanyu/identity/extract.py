@@ -25,6 +25,8 @@ def _text_at(json: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
     """A JSON value at `path` as text (numbers too: phones often arrive as numbers)."""
 
 
+text_at = _text_at
+
 # (identifier type, JSON column, path) read from every event.
 _TRAIT_PATHS = (
     ("phone", "traits", "$.phone"),
@@ -109,22 +111,26 @@ def links(rows: pa.Table, types: IdentifierTypes) -> Links:
     type_index = {name: i for i, name in enumerate(type_names)}
     priority = np.array([t.priority for t in types], dtype=np.int64)
 
-    # Normalise each distinct (type, raw, scope) once.
-    combo = pc.binary_join_element_wise(
-        rows["id_type"], rows["raw"], pc.fill_null(rows["scope"], ""), "\x1f"
-    ).combine_chunks()
-    encoded = combo.dictionary_encode()
+    # Normalise each distinct (type, raw, scope) once. Combined by dictionary codes, not by
+    # joining the texts: a raw value may contain any character a separator could be.
+    columns = [
+        pc.fill_null(rows[c], "").combine_chunks().dictionary_encode() for c in ("id_type", "raw", "scope")
+    ]
+    codes = np.zeros(rows.num_rows, dtype=np.int64)
+    for col in columns:
+        codes = codes * len(col.dictionary) + col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    parts = [col.dictionary.take(col.indices.take(pa.array(first))).to_pylist() for col in columns]
     identifiers: dict[str, tuple[str, str, str]] = {}
     key_of: list[str | None] = []
-    for text in encoded.dictionary.to_pylist():
-        id_type, raw, scope = text.split("\x1f", 2)
+    for id_type, raw, scope in zip(*parts, strict=True):
         ident = types.identify(id_type, raw, scope) if id_type in types else None
         if ident is None or not types.get(ident.type).links:
             key_of.append(None)
             continue
         identifiers[ident.key] = (ident.type, ident.value, ident.scope)
         key_of.append(ident.key)
-    keys = pa.array(key_of, pa.string()).take(encoded.indices)
+    keys = pa.array(key_of, pa.string()).take(pa.array(inverse.reshape(-1)))
     valid = pc.is_valid(keys).to_numpy(zero_copy_only=False)
     record = pc.binary_join_element_wise(rows["workspace_id"], rows["message_id"], "\x1f").combine_chunks()
     seen = pc.cast(rows["seen"], pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)

@@ -69,8 +69,13 @@ class IdentifierType:
     max_shared: int | None = None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _text(value: str) -> str | None:
-    text = unicodedata.normalize("NFKC", value).strip()
+    # Control characters (NUL, separators, escapes) never belong to an identifier: a copy-paste
+    # artefact, or an attempt to smuggle something past a parser.
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", value)).strip()
     return text or None
 
 

@@ -222,7 +222,10 @@ def _point(column: str, value: str) -> sqlglot.exp.Expression:
     )
 
 
-_REDIRECT = sqlglot.parse_one(
-    "SELECT profile_id FROM identity_redirects WHERE workspace_id = $ws AND old_profile_id = $pid "
-    "ORDER BY at DESC LIMIT 1"
+_REDIRECT = (
+    sqlglot.select("profile_id")
+    .from_("identity_redirects")
+    .where("workspace_id = $ws AND old_profile_id = $pid")
+    .order_by("at DESC")
+    .limit(1)
 )

@@ -25,6 +25,7 @@ from quanyu.errors import InvalidInput
 from quanyu.identity.changes import Outcome, compare
 from quanyu.identity.evidence import (
     EDGE_ROWS,
+    NODE_ROWS,
     edges_from_links,
     merge_edges,
     merge_nodes,
@@ -91,8 +92,9 @@ def rebuild(warehouse: Warehouse, workspace_id: str, types: IdentifierTypes | No
         n_events = _count(warehouse, mine)
         found = links(warehouse.execute(candidates(mine)), types)
         exclusions = _exclusions(warehouse, workspace_id, None)
-        done = _stitch(workspace_id, types, merge_nodes(nodes_from_links(found)),
-                       merge_edges(edges_from_links(found)), exclusions)  # fmt: skip
+        kept = _decided_edges(warehouse, workspace_id)
+        done = _stitch(workspace_id, types, merge_nodes(nodes_from_links(found), _endpoint_nodes(kept, warehouse, workspace_id)),
+                       merge_edges(edges_from_links(found), kept), exclusions)  # fmt: skip
         old = _stored_nodes(warehouse, workspace_id, None)
         outcome = compare(workspace_id, old, done.nodes, done.edges, done.parted_by)
         warehouse.write([
@@ -125,6 +127,14 @@ def extend(
     """
     with STITCH_LOCK:
         return _restitch(warehouse, workspace_id, events, types or IdentifierTypes(), [])
+
+
+def restitch_keys(
+    warehouse: Warehouse, workspace_id: str, keys: Sequence[str], types: IdentifierTypes
+) -> StitchResult:
+    """Stitch again the components these identifiers are in (after links were added or marked
+    wrong). The caller holds STITCH_LOCK."""
+    return _restitch(warehouse, workspace_id, events_table().filter(ibis.literal(False)), types, list(keys))
 
 
 def _restitch(
@@ -273,6 +283,27 @@ def _stored_nodes(warehouse: Warehouse, workspace_id: str, touching: pa.ChunkedA
         hit = mine.semi_join(keys, "key").select("component").distinct()
         mine = mine.semi_join(hit, "component")
     return warehouse.execute(mine)
+
+
+def _decided_edges(warehouse: Warehouse, workspace_id: str) -> pa.Table:
+    """Links that no event shows (probabilistic matches, reviewed merges): a rebuild keeps them."""
+    edges = warehouse.table("identity_edges")
+    mine = edges.filter(edges.workspace_id == workspace_id, edges.kind != "record")
+    rows = warehouse.execute(mine.select(*EDGE_ROWS.names))
+    return rows.set_column(2, "first_seen", pc.cast(rows["first_seen"], pa.int64()))
+
+
+def _endpoint_nodes(edges: pa.Table, warehouse: Warehouse, workspace_id: str) -> pa.Table:
+    """Stored nodes at the ends of `edges` (their identity and first sighting)."""
+    keys = pa.chunked_array([edges["a_key"], edges["b_key"]], pa.string())
+    if len(keys) == 0:
+        return NODE_ROWS.empty_table()
+    nodes = warehouse.table("identity_nodes")
+    hit = nodes.filter(nodes.workspace_id == workspace_id).semi_join(
+        ibis.memtable(pa.table({"key": keys})), "key"
+    )
+    rows = warehouse.execute(hit.select("key", "id_type", "value", "scope", "first_seen"))
+    return rows.set_column(4, "first_seen", pc.cast(rows["first_seen"], pa.int64()))
 
 
 def _stored_edges(warehouse: Warehouse, workspace_id: str, keys: pa.ChunkedArray) -> pa.Table:

@@ -27,6 +27,7 @@ from quanyu.warehouse.schema import (
     IDENTITY_EXCLUSIONS,
     IDENTITY_NODES,
     IDENTITY_REDIRECTS,
+    IDENTITY_REVIEWS,
     PROFILE_TAGS,
     PROFILES,
 )
@@ -93,6 +94,7 @@ class DuckDBWarehouse:
             ("identity_exclusions", IDENTITY_EXCLUSIONS),
             ("identity_changes", IDENTITY_CHANGES),
             ("identity_batches", IDENTITY_BATCHES),
+            ("identity_reviews", IDENTITY_REVIEWS),
             ("profiles", PROFILES),
             ("profile_tags", PROFILE_TAGS),
         )

@@ -83,6 +83,14 @@ IDENTITY_EVENT_KEYS = ibis.schema(
 # catches up from applied_batches with an anti-join on this).
 IDENTITY_BATCHES = ibis.schema({"batch_id": dt.int64, "at": TS})
 
+# Borderline probabilistic matches waiting for a person to decide (the review queue), and the
+# decisions: pending → merged | rejected. A rejected pair is never queued again.
+IDENTITY_REVIEWS = ibis.schema(
+    {"workspace_id": dt.string, "review_id": dt.string, "a_profile_id": dt.string, "b_profile_id": dt.string,
+     "a_key": dt.string, "b_key": dt.string, "match_probability": dt.float64, "match_weight": dt.float64,
+     "status": dt.string, "created_at": TS, "decided_at": TS, "actor": dt.string}
+)  # fmt: skip
+
 # Links an operator marked as wrong (unmerge): never used again by any stitch.
 IDENTITY_EXCLUSIONS = ibis.schema(
     {"workspace_id": dt.string, "a_key": dt.string, "b_key": dt.string, "at": TS,

@@ -12,6 +12,7 @@ from quanyu.api.deps import Caller, PlatformDep
 from quanyu.errors import InvalidInput
 from quanyu.identity import lookup as people
 from quanyu.identity.identifiers import IdentifierTypes
+from quanyu.identity.probable import decide, reviews, run_matching
 from quanyu.identity.resolve import detach, rebuild, unmerge
 from quanyu.profiles.materialise import refresh
 from quanyu.profiles.tags import add_tag, remove_tag
@@ -156,6 +157,54 @@ def unmerge_profile(
         result = unmerge(wh, ws, [(link.a, link.b) for link in body.links], actor, body.reason)
     refresh(wh, ws, result.touched_profiles)
     return {"profile_id": pid, "result": result.public(), "profiles": result.touched_profiles}
+
+
+class MatchRequest(BaseModel):
+    threshold: float = Field(default=0.95, gt=0, lt=1, description="merge pairs at or above this probability")
+    review_threshold: float = Field(
+        default=0.6, gt=0, lt=1, description="queue pairs from here up to threshold"
+    )
+
+
+class DecisionRequest(BaseModel):
+    decision: str = Field(pattern="^(merge|reject)$")
+
+
+@router.post("/identity/match", operation_id="match_profiles")
+def match_profiles(body: MatchRequest, caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+    """Probabilistic matching (Splink) of people by name, birthday, address and partial phone:
+    pairs above `threshold` merge, borderline pairs go to the review queue."""
+    if body.review_threshold > body.threshold:
+        raise InvalidInput("review_threshold 不能高于 threshold / review_threshold must not exceed threshold",
+                           code="invalid_threshold")  # fmt: skip
+    run = run_matching(platform.warehouse, caller.workspace_id, body.threshold, body.review_threshold)
+    if run.stitch is not None:
+        refresh(platform.warehouse, caller.workspace_id, run.stitch.touched_profiles)
+    return run.public()
+
+
+@router.get("/identity/reviews", operation_id="list_match_reviews")
+def list_reviews(
+    caller: Caller,
+    platform: PlatformDep,
+    status: Annotated[str, Query(pattern="^(pending|merged|rejected|all)$")] = "pending",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The review queue: borderline pairs with their match probability and weight."""
+    return reviews(platform.warehouse, caller.workspace_id, status, limit)
+
+
+@router.post("/identity/reviews/{review_id}", operation_id="decide_match_review")
+def decide_review(
+    review_id: str, body: DecisionRequest, caller: Caller, platform: PlatformDep
+) -> dict[str, Any]:
+    """Merge or reject a queued pair (409 `review_decided` when already decided)."""
+    out = decide(
+        platform.warehouse, caller.workspace_id, review_id, body.decision, f"token:{caller.token_id}"
+    )
+    if out["profiles"]:
+        refresh(platform.warehouse, caller.workspace_id, out["profiles"])
+    return out
 
 
 @router.post("/identity/rebuild", operation_id="rebuild_identity")
