@@ -71,3 +71,15 @@ def test_lookup_through_a_running_server(live_server: tuple[LiveServer, dict[str
         ("user_id", "srv-1"),
         ("email", "a@tea.cn"),
     }
+
+
+def test_match_command_reports_and_checks_its_thresholds(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    runner.invoke(app, ["init", "--data-dir", d, "--json"])
+    bad = runner.invoke(
+        app, ["identity", "match", "--threshold", "0.5", "--review-threshold", "0.9", "--data-dir", d]
+    )
+    assert bad.exit_code == 1 and "review-threshold" in bad.output
+    ok = runner.invoke(app, ["identity", "match", "--data-dir", d, "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["records"] == 0

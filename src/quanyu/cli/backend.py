@@ -33,6 +33,7 @@ class Backend(Protocol):
     def profile(self, profile_id: str) -> dict[str, Any]: ...
     def profile_part(self, profile_id: str, part: str, params: dict[str, Any]) -> dict[str, Any]: ...
     def identity_rebuild(self) -> dict[str, Any]: ...
+    def identity_match(self, threshold: float, review_threshold: float) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -104,6 +105,10 @@ class ApiBackend:
     def identity_rebuild(self) -> dict[str, Any]:
         return self._call("POST", "/api/v1/identity/rebuild")
 
+    def identity_match(self, threshold: float, review_threshold: float) -> dict[str, Any]:
+        body = {"threshold": threshold, "review_threshold": review_threshold}
+        return self._call("POST", "/api/v1/identity/match", json=body)
+
     def close(self) -> None:
         self.http.close()
 
@@ -169,6 +174,15 @@ class LocalBackend:
         result = rebuild(self.platform.warehouse, self.workspace_id).public()
         refresh(self.platform.warehouse, self.workspace_id)
         return result
+
+    def identity_match(self, threshold: float, review_threshold: float) -> dict[str, Any]:
+        from quanyu.identity.probable import run_matching
+        from quanyu.profiles.materialise import refresh
+
+        run = run_matching(self.platform.warehouse, self.workspace_id, threshold, review_threshold)
+        if run.stitch is not None:
+            refresh(self.platform.warehouse, self.workspace_id, run.stitch.touched_profiles)
+        return run.public()
 
     def close(self) -> None:
         self.platform.close()

@@ -33,6 +33,32 @@ def rebuild_command(
         pairs("身份图已重建 / identity graph rebuilt", result)
 
 
+@identity_app.command("match")
+def match_command(
+    threshold: Annotated[float, typer.Option(min=0.01, max=0.99, help="合并阈值 / merge at or above")] = 0.95,
+    review_threshold: Annotated[float, typer.Option(min=0.01, max=0.99, help="待审核阈值 / queue from")] = 0.6,
+    data_dir: DataDir = None, api_url: ApiUrl = None, token: Token = None, workspace: Workspace = None,
+    as_json: Json = False,
+) -> None:  # fmt: skip
+    """概率匹配 / Match people by name, birthday, address and partial phone (Splink)."""
+    with guard(as_json):
+        if review_threshold > threshold:
+            from quanyu.errors import InvalidInput
+
+            raise InvalidInput("--review-threshold 不能高于 --threshold / must not exceed --threshold")
+        backend = open_backend(settings_from(data_dir), api_url, token, workspace)
+        try:
+            with console.status("匹配中 / matching…", spinner="dots"):
+                result = backend.identity_match(threshold, review_threshold)
+        finally:
+            backend.close()
+    if as_json:
+        emit_json(result)
+    else:
+        stitch = result.pop("stitch") or {}
+        pairs("概率匹配完成 / matching done", {**result, "merges": stitch.get("merges", 0)})
+
+
 @profiles_app.command("lookup")
 def lookup_command(
     id_type: Annotated[str, typer.Argument(metavar="TYPE", help="标识类型 / identifier type, e.g. phone")],
