@@ -102,3 +102,13 @@ def test_manual_tags_of_a_merged_away_id_move(shop: Ledger) -> None:
     assert ("prof_bob", "VIP", "manual", "add", "merge:prof_ann") in _log(shop)
     assert profile_tags(w, ws, "prof_ann") == []
     assert refresh(w, ws).tag_changes == 0  # moved once
+
+
+def test_a_bad_rule_stops_the_refresh_before_anything_is_written(shop: Ledger) -> None:
+    before = row_of(shop.warehouse, shop.workspace_id, "prof_ann")
+    bad = {"tag": "高价值", "all": [{"field": "net_revenue", "op": ">=", "value": "1000"}]}
+    with pytest.raises(InvalidInput) as caught:
+        refresh(shop.warehouse, shop.workspace_id, rules=[TMALL_FAN, bad])
+    assert "needs a number" in caught.value.message
+    assert row_of(shop.warehouse, shop.workspace_id, "prof_ann") == before
+    assert profile_view(shop.warehouse, shop.workspace_id, "prof_nobody") is None

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quanyu.profiles import rfm
+from quanyu.profiles.compile import check
 from quanyu.profiles.computed import EVENT_COLUMNS, Commerce, attach, computed, net_revenue, purchases
 from quanyu.profiles.conditions import TagRule, parse_rules
 from quanyu.profiles.identifiers import attributed_events, profile_identifiers
@@ -189,6 +190,8 @@ def refresh(
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     checked = parse_rules(rules)
+    for rule in checked:
+        check(rule)  # every field and literal, before anything is written
     t = Tables.of(warehouse)
     ids = None if profile_ids is None else sorted(set(profile_ids))
     heirs = survivors(warehouse, workspace_id, _gone(warehouse, t, workspace_id, ids))
