@@ -12,6 +12,7 @@ from quanyu.collect.intake import Intake
 from quanyu.collect.quarantine import Quarantine
 from quanyu.collect.queue import IngestQueue
 from quanyu.collect.sources import Sources
+from quanyu.identity.declared_types import DeclaredTypes
 from quanyu.org.vault import Vault
 from quanyu.org.workspaces import Workspaces
 from quanyu.pipeline.worker import Pipeline, PipelineConfig
@@ -34,6 +35,7 @@ class Platform:
         self.write_keys = WriteKeys(self.sources)
         self.queue = IngestQueue(self.engine)
         self.quarantine = Quarantine(self.engine)
+        self.identifier_types = DeclaredTypes(self.engine)
         self.backlog = BacklogGauge(
             self.queue, settings.max_backlog_events, settings.max_workspace_backlog_events
         )
@@ -62,7 +64,8 @@ class Platform:
                 future_after=timedelta(hours=s.future_timestamp_hours),
                 past_before=timedelta(days=s.past_timestamp_days),
             )
-            self._pipeline = Pipeline(self.queue, self.warehouse, self.sources, config)
+            self._pipeline = Pipeline(self.queue, self.warehouse, self.sources, config,
+                                      types_for=self.identifier_types.types_for)  # fmt: skip
         return self._pipeline
 
     def close(self) -> None:

@@ -154,7 +154,8 @@ class LocalBackend:
         return list_events(self.platform.warehouse, flt, params.get("cursor"), int(params.get("limit") or 20))
 
     def profile_lookup(self, id_type: str, value: str, scope: str) -> dict[str, Any]:
-        return people.lookup(self.platform.warehouse, self.workspace_id, id_type, value, scope)
+        types = self.platform.identifier_types.types_for(self.workspace_id)
+        return people.lookup(self.platform.warehouse, self.workspace_id, id_type, value, scope, types)
 
     def profile(self, profile_id: str) -> dict[str, Any]:
         return people.profile(self.platform.warehouse, self.workspace_id, profile_id)
@@ -171,7 +172,8 @@ class LocalBackend:
     def identity_rebuild(self) -> dict[str, Any]:
         from quanyu.profiles.materialise import refresh
 
-        result = rebuild(self.platform.warehouse, self.workspace_id).public()
+        types = self.platform.identifier_types.types_for(self.workspace_id)
+        result = rebuild(self.platform.warehouse, self.workspace_id, types).public()
         refresh(self.platform.warehouse, self.workspace_id)
         return result
 
@@ -179,7 +181,8 @@ class LocalBackend:
         from quanyu.identity.probable import run_matching
         from quanyu.profiles.materialise import refresh
 
-        run = run_matching(self.platform.warehouse, self.workspace_id, threshold, review_threshold)
+        types = self.platform.identifier_types.types_for(self.workspace_id)
+        run = run_matching(self.platform.warehouse, self.workspace_id, threshold, review_threshold, types)
         if run.stitch is not None:
             refresh(self.platform.warehouse, self.workspace_id, run.stitch.touched_profiles)
         return run.public()

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from quanyu.collect.queue import ClaimedBatch, IngestQueue, Tally
 from quanyu.collect.sources import SourceInfo, Sources
+from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.identity.stage import IdentityStage
 from quanyu.pipeline.normalise import BATCHES, batch_table, new_events
 from quanyu.warehouse.base import Warehouse
@@ -69,15 +70,16 @@ class PipelineConfig:
 
 class Pipeline:
     def __init__(
-        self, queue: IngestQueue, warehouse: Warehouse, sources: Sources, config: PipelineConfig
-    ) -> None:
+        self, queue: IngestQueue, warehouse: Warehouse, sources: Sources, config: PipelineConfig,
+        types_for: Callable[[str], IdentifierTypes] | None = None,
+    ) -> None:  # fmt: skip
         self.queue = queue
         self.warehouse = warehouse
         self.sources = sources
         self.config = config
         self._sources: dict[str, SourceInfo] = {}
         self._lock = threading.Lock()
-        self.identity = IdentityStage(warehouse, on_change=self._refresh_profiles)
+        self.identity = IdentityStage(warehouse, types_for, on_change=self._refresh_profiles)
 
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).

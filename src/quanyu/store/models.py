@@ -108,3 +108,18 @@ class PipelineCounter(Base):
     duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
     batches: Mapped[int] = mapped_column(BigInteger, default=0)
     last_processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeclaredIdentifierType(Base):
+    """A workspace's own identifier type (a loyalty app id, a franchise CRM number)."""
+
+    __tablename__ = "identifier_types"
+    workspace_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    max_per_profile: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+    blocklist: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

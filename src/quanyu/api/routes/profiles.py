@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from quanyu.api.deps import Caller, PlatformDep
 from quanyu.errors import InvalidInput
 from quanyu.identity import lookup as people
-from quanyu.identity.identifiers import IdentifierTypes
+from quanyu.identity.declared_types import TypeDeclaration
 from quanyu.identity.probable import decide, reviews, run_matching
 from quanyu.identity.resolve import detach, rebuild, unmerge
 from quanyu.profiles.materialise import refresh
@@ -45,7 +45,8 @@ def lookup_profile(
     caller: Caller, platform: PlatformDep, type: str, value: str, scope: str = ""
 ) -> dict[str, Any]:
     """The person an identifier belongs to (404 `profile_not_found` when nobody has it)."""
-    return people.lookup(platform.warehouse, caller.workspace_id, type, value, scope)
+    types = platform.identifier_types.types_for(caller.workspace_id)
+    return people.lookup(platform.warehouse, caller.workspace_id, type, value, scope, types)
 
 
 class SearchRequest(BaseModel):
@@ -142,8 +143,8 @@ def unmerge_profile(
         )
     pid = people.resolve_id(wh, ws, profile_id)
     actor = f"token:{caller.token_id}"
+    types = platform.identifier_types.types_for(ws)
     if body.identifiers:
-        types = IdentifierTypes()
         keys = []
         for ref in body.identifiers:
             found = types.identify(ref.type, ref.value, ref.scope) if ref.type in types else None
@@ -152,9 +153,9 @@ def unmerge_profile(
                     f"无效的标识 / invalid identifier {ref.type}:{ref.value}", code="invalid_identifier"
                 )
             keys.append(found.key)
-        result = detach(wh, ws, pid, keys, actor, body.reason)
+        result = detach(wh, ws, pid, keys, actor, body.reason, types)
     else:
-        result = unmerge(wh, ws, [(link.a, link.b) for link in body.links], actor, body.reason)
+        result = unmerge(wh, ws, [(link.a, link.b) for link in body.links], actor, body.reason, types)
     refresh(wh, ws, result.touched_profiles)
     return {"profile_id": pid, "result": result.public(), "profiles": result.touched_profiles}
 
@@ -177,7 +178,8 @@ def match_profiles(body: MatchRequest, caller: Caller, platform: PlatformDep) ->
     if body.review_threshold > body.threshold:
         raise InvalidInput("review_threshold 不能高于 threshold / review_threshold must not exceed threshold",
                            code="invalid_threshold")  # fmt: skip
-    run = run_matching(platform.warehouse, caller.workspace_id, body.threshold, body.review_threshold)
+    types = platform.identifier_types.types_for(caller.workspace_id)
+    run = run_matching(platform.warehouse, caller.workspace_id, body.threshold, body.review_threshold, types)
     if run.stitch is not None:
         refresh(platform.warehouse, caller.workspace_id, run.stitch.touched_profiles)
     return run.public()
@@ -207,10 +209,26 @@ def decide_review(
     return out
 
 
+@router.get("/identity/types", operation_id="list_identifier_types")
+def list_identifier_types(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+    """Identifier types of the workspace: built-ins and declared ones, strongest first."""
+    return {"items": platform.identifier_types.list(caller.workspace_id)}
+
+
+@router.put("/identity/types/{name}", operation_id="declare_identifier_type")
+def declare_identifier_type(
+    name: str, body: TypeDeclaration, caller: Caller, platform: PlatformDep
+) -> dict[str, Any]:
+    """Declare (or change) one of the workspace's own identifier types; events carry it in
+    `context.externalIds` as `{"type": name, "id": value}`. Rebuild to apply it to past events."""
+    return platform.identifier_types.declare(caller.workspace_id, name, body)
+
+
 @router.post("/identity/rebuild", operation_id="rebuild_identity")
 def rebuild_identity(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
     """Recompute every person of the workspace from its events (the incremental pipeline keeps
     people current; this is the repair and re-configuration path)."""
-    result = rebuild(platform.warehouse, caller.workspace_id).public()
+    types = platform.identifier_types.types_for(caller.workspace_id)
+    result = rebuild(platform.warehouse, caller.workspace_id, types).public()
     refresh(platform.warehouse, caller.workspace_id)
     return result
