@@ -359,13 +359,13 @@ def pairwise_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--people", type=int, default=None, help="default: records / 2.05")
+    parser.add_argument("--people", type=int, default=None, help="default: enough for --records")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
-    records, truth = generate(args.people or int(args.records / 2.05) + 1)
+    records, truth = generate(args.people or int(args.records / 2.0) + 1)
     records, truth = records.slice(0, args.records), truth[: args.records]
     print(f"{len(records):,} records of {len(np.unique(truth)):,} people "
           f"generated in {time.perf_counter() - started:.0f}s")  # fmt: skip

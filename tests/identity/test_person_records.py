@@ -75,9 +75,10 @@ def test_chinese_full_names_split_back_into_their_parts(names: list[tuple[str, s
 
 @settings(max_examples=25)
 @given(st.lists(st.text(max_size=30), max_size=20))
-def test_cleaning_a_name_twice_changes_nothing(raw: list[str]) -> None:
-    once = person_names.clean_names(pa.array(raw, pa.string()))
-    assert person_names.clean_names(once).equals(once)
+def test_cleaning_twice_changes_nothing(raw: list[str]) -> None:
+    for clean in (person_names.clean_names, pr.clean_addresses, pr.clean_places, pr.clean_codes):
+        once = clean(pa.array(raw, pa.string()))
+        assert clean(once).equals(once), clean.__name__
 
 
 FORMATS = [

@@ -36,21 +36,26 @@ COMPARISON_COLUMNS: dict[ComparisonName, tuple[str, ...]] = {
     "contact": PHONE_COLUMNS + PLACE_COLUMNS,
 }
 
-# In order; a rule that would make more than `max_pairs_per_record` candidate pairs per record
-# on the data at hand is left out, so broad rules (a name alone) serve small lists only.
+# In order of value; the rules are taken while their pairs fit `max_pairs_per_record` in all
+# (`scoring.affordable_rules`), so broad rules (a name alone) serve small lists only.
+_INITIALS = (  # first letters of surname and given name, in either order: swaps block together
+    "least(substr(surname, 1, 1), substr(given_name, 1, 1))",
+    "greatest(substr(surname, 1, 1), substr(given_name, 1, 1))",
+)
 BLOCKING_RULES: tuple[Rule, ...] = (
     ("phone",),
     ("email",),
     ("national_id",),
-    ("birth_date", "substr(surname, 1, 1)"),
+    ("birth_date", *_INITIALS),
+    ("birth_date", "phone_last4"),
     ("phone_prefix3", "phone_last4", "substr(surname, 1, 1)"),
     ("name_fz", "phone_last4"),
     ("name_key", "postcode"),
     ("address", "substr(surname, 1, 1)"),
-    ("birth_date", "district"),
     ("birth_date", "postcode"),
     ("name_key", "district", "substr(birth_date, 1, 3)"),
     ("name_key", "street_number"),
+    ("birth_date", "district"),
     ("name_key", "city"),
     ("name_key",),
     ("birth_date",),
@@ -93,7 +98,7 @@ class PersonMatchSpec(BaseModel):
     deterministic_rules: tuple[Rule, ...]
     # Share of true matches the deterministic rules are expected to find.
     deterministic_recall: float = 0.7
-    # Candidate pairs a blocking rule may generate per record before it is left out.
+    # Candidate pairs per record all blocking rules together may generate (before repeats).
     max_pairs_per_record: float = 5.0
     # Smaller lists keep the levels' priors: too few pairs to learn m and u from.
     min_records_to_train: int = 1000

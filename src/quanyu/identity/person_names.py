@@ -16,8 +16,8 @@ from quanyu.identity.person_text import (
     fold_characters,
     nulled,
     per_distinct,
+    settled,
     text,
-    without_junk,
 )
 
 # Compound surnames (复姓): a full name starting with one of these splits after two characters.
@@ -39,8 +39,7 @@ def _clean_names(values: pa.Array, keep: str) -> pa.Array:
     out = fold_accents(text(values))
     han = pc.match_substring_regex(out, _HAN)
     out = pc.if_else(han, pc.replace_substring_regex(out, r"[\s·•・.]", ""), out)
-    out = pc.replace_substring_regex(out, rf"[^\p{{L}}\p{{N}}\s'\-{keep}]", "")
-    return without_junk(pc.utf8_trim_whitespace(out))  # `unknown!` is as empty as `unknown`
+    return settled(pc.replace_substring_regex(out, rf"[^\p{{L}}\p{{N}}\s'\-{keep}]", ""))
 
 
 def split_full_names(values: pa.Array) -> tuple[pa.Array, pa.Array]:

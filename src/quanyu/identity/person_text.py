@@ -28,14 +28,18 @@ def text(values: pa.Array) -> pa.Array:
     """NFKC (full-width → half-width), whitespace collapsed and trimmed, control and zero-width
     characters dropped; empty values and placeholders (`null`, `未知`, `-`) are null."""
     out = pc.utf8_normalize(values.cast(pa.string()), "NFKC")
-    out = pc.replace_substring_regex(pc.replace_substring_regex(out, r"\s+", " "), r"[\p{Cc}\p{Cf}]", "")
-    return without_junk(pc.utf8_trim_whitespace(out))
+    return settled(
+        pc.replace_substring_regex(pc.replace_substring_regex(out, r"\s+", " "), r"[\p{Cc}\p{Cf}]", "")
+    )
 
 
-def without_junk(values: pa.Array) -> pa.Array:
-    """Empty values and placeholders as null."""
-    junk = pc.or_kleene(pc.is_in(pc.utf8_lower(values), value_set=_JUNK), pc.equal(values, ""))
-    return pc.if_else(junk, pa.scalar(None, pa.string()), values)
+def settled(values: pa.Array) -> pa.Array:
+    """Whitespace collapsed and trimmed, then empty values and placeholders null: the last step
+    of every cleaning, so that what a cleaning drops cannot leave `unknown!` as `unknown` or two
+    spaces where one stood, and cleaning twice changes nothing."""
+    out = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"\s+", " "))
+    junk = pc.or_kleene(pc.is_in(pc.utf8_lower(out), value_set=_JUNK), pc.equal(out, ""))
+    return pc.if_else(junk, pa.scalar(None, pa.string()), out)
 
 
 def fold_accents(values: pa.Array) -> pa.Array:

@@ -26,8 +26,9 @@ from quanyu.identity.match_spec import PersonMatchSpec, Rule, trained_by
 _TABLE = "people"
 _KEYS = "blocking_keys"
 _BLOCKED = "blocked_pairs"
-# Below this many pairs a rule is always affordable, whatever the list's size.
+# Below this many candidate pairs in all, blocking is affordable whatever the list's size.
 _MIN_BUDGET = 100_000
+_BATCH_ROWS = 65_536
 # EM needs enough pairs to tell matches from non-matches.
 _MIN_TRAINING_PAIRS = 1000
 _MIN_M = 1e-4
@@ -50,12 +51,14 @@ def score_pairs(
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET enable_progress_bar = false")
-        con.register(_TABLE, people)
+        # In batches, so DuckDB scans the people on every core.
+        con.register(
+            _TABLE, pa.Table.from_batches(people.to_batches(max_chunksize=_BATCH_ROWS), people.schema)
+        )
         candidates = list(dict.fromkeys([*spec.blocking_rules, *spec.training_rules]))
         con.sql(blocking.sql(blocking.keys_query(_TABLE, candidates))).create(_KEYS)
         counts = {rule: _count(con, blocking.pair_count_query(_KEYS, i)) for i, rule in enumerate(candidates)}
-        budget = max(spec.max_pairs_per_record * len(people), _MIN_BUDGET)
-        rules = tuple(r for r in spec.blocking_rules if 0 < counts[r] <= budget)
+        rules = affordable_rules(spec, counts, len(people))
         on_stage("training")
         if not rules:
             on_stage("scoring")
@@ -75,6 +78,20 @@ def score_pairs(
         return ScoredPairs(pairs, rules, model)
     finally:
         con.close()
+
+
+def affordable_rules(spec: PersonMatchSpec, counts: dict[Rule, int], records: int) -> tuple[Rule, ...]:
+    """The spec's blocking rules, in order, while their candidate pairs fit the budget of
+    `max_pairs_per_record`; a rule that would overflow it is skipped, so the broad rules at
+    the end (a name alone) serve small lists only and a million records stay in the low
+    millions of pairs."""
+    budget = max(spec.max_pairs_per_record * records, _MIN_BUDGET)
+    chosen: list[Rule] = []
+    for rule in spec.blocking_rules:
+        if 0 < counts[rule] <= budget:
+            chosen.append(rule)
+            budget -= counts[rule]
+    return tuple(chosen)
 
 
 def _count(con: duckdb.DuckDBPyConnection, query: Expression) -> int:
