@@ -133,12 +133,20 @@ def _shared_nodes(
     if excluded is not None:
         src, dst = src[~excluded], dst[~excluded]
     n = len(graph.types)
-    cap = caps[graph.types]
-    degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
-    candidate = (cap >= 0) & (degree > cap)
-    if not candidate.any():
+    has_cap = (caps >= 0)[graph.types]
+    # Degrees of capped nodes only: one count over the link ends that are capped nodes.
+    ends = np.concatenate([src[has_cap[src]], dst[has_cap[dst]]])
+    degree = np.bincount(ends, minlength=n)
+    lowest = int(caps[caps >= 0].min())
+    over = np.flatnonzero(degree > lowest)
+    over = over[degree[over] > caps[graph.types[over]]]
+    if len(over) == 0:
         return np.empty(0, dtype=np.int64)
-    # Each link from a candidate's point of view: (candidate, neighbour), stronger neighbours only.
+    candidate = np.zeros(n, dtype=bool)
+    candidate[over] = True
+    # Only the few links at a candidate, each seen from the candidate's side.
+    touch = candidate[src] | candidate[dst]
+    src, dst = src[touch], dst[touch]
     node = np.concatenate([src, dst])
     other = np.concatenate([dst, src])
     mine = candidate[node] & (priorities[graph.types[other]] > priorities[graph.types[node]])
@@ -146,8 +154,10 @@ def _shared_nodes(
     pairs = np.unique(node.astype(np.int64) * n + other)
     node, other = pairs // n, pairs % n
     n_types = len(types)
-    per_type = np.bincount(node * n_types + graph.types[other], minlength=n * n_types).reshape(n, n_types)
-    return np.flatnonzero((per_type.max(axis=1) > cap) & candidate)
+    counted, idx = np.unique(node, return_inverse=True)
+    per_type = np.zeros((len(counted), n_types), dtype=np.int64)
+    np.add.at(per_type, (idx.reshape(-1), graph.types[other]), 1)
+    return counted[per_type.max(axis=1, initial=0) > caps[graph.types[counted]]]
 
 
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
