@@ -387,14 +387,17 @@ def main() -> None:
         "repeat": args.repeat,
         "threshold": THRESHOLD,
         "quanyu_seconds_median": round(median(ours_runs), 1),
+        "quanyu_seconds_runs": [round(x, 1) for x in ours_runs],
         "quanyu": scores,
         "quanyu_stages_last_run": stages,
     }
     if base_runs:
         result |= {
             "splink_seconds_median": round(median(base_runs), 1),
+            "splink_seconds_runs": [round(x, 1) for x in base_runs],
             "splink": base_scores,
             "ratio_quanyu_to_splink_seconds": round(median(ours_runs) / median(base_runs), 2),
+            "f1_quanyu_minus_splink": round(scores["f1"] - base_scores["f1"], 4),
         }
     write_result("dedupe", result)
 

@@ -194,6 +194,7 @@ def test_cluster_ids_follow_numeric_order_when_ids_are_numbers() -> None:
         ({"threshold": 1.0}, "between 0 and 1"),
         ({"threshold": 0.0}, "between 0 and 1"),
         ({"review_threshold": 1.5}, "between 0 and 1"),
+        ({"threshold": 0.8, "review_threshold": 0.9}, "must be below threshold"),
         ({"id_column": "nope"}, "missing id column"),
         ({"roles": {"nickname": "name"}}, "unknown role"),
         ({"roles": {"phone": "empty"}}, "no usable matching column"),

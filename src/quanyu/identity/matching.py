@@ -95,7 +95,7 @@ def match(
             "没有可用于匹配的列 / no usable matching column (every mapped column is empty)",
             code="no_matching_columns",
         )
-    floor = threshold if review_threshold is None else min(threshold, review_threshold)
+    floor = threshold if review_threshold is None else review_threshold
     scored = score_pairs(people, spec, floor, on_stage=clock.start)
     clock.start("clustering")
     merged = pc.greater_equal(scored.pairs.column("match_probability"), threshold)
@@ -162,6 +162,11 @@ def _check_thresholds(threshold: float, review_threshold: float | None) -> None:
                 f"阈值须在 0 和 1 之间 / {name} must be between 0 and 1 (exclusive), got {value}",
                 code="invalid_threshold",
             )
+    if review_threshold is not None and review_threshold >= threshold:
+        raise InvalidInput(
+            f"复核阈值须低于合并阈值 / review_threshold ({review_threshold}) must be below threshold ({threshold})",
+            code="invalid_threshold",
+        )
 
 
 def _without_empty_columns(people: pa.Table) -> pa.Table:
