@@ -51,6 +51,16 @@ def test_dedupe_writes_a_cluster_for_every_row(tmp_path: Path) -> None:
         ["011", "009"],
     ]
     assert "去重完成" in result.stdout
+    assert out.read_text(encoding="utf-8").startswith("record_id,cluster_id\n007,007\n")
+
+
+def test_ids_that_need_quotes_are_quoted(tmp_path: Path) -> None:
+    rows = [("id", "姓名"), ("a,1", "王伟"), ("b", "王伟")]
+    out = tmp_path / "clusters.csv"
+    result = dedupe(str(write_csv(tmp_path / "l.csv", rows)), "--id-column", "id", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [["record_id", "cluster_id"], ["a,1", "a,1"], ["b", "a,1"]]
 
 
 def test_dedupe_json_summary_and_gbk_input(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_a_small_list_matches_on_the_built_in_priors() -> None:
             "id": ["1", "2", "3", "4", "5"],
             "name": ["王伟", "王 伟", "李娜", "Zhang San", "王芳"],
             "phone": ["13800001234", "138****1234", None, "13900001111", "13700002222"],
-            "dob": ["1990-01-02", "1990/1/2", None, "1985-05-05", "1990-01-02"],
+            "dob": ["1990-01-02", "1990/1/2", None, "1985-05-05", "1992-03-04"],
         }
     )
     result = match(table, {"full_name": "name", "phone": "phone", "birth_date": "dob"}, id_column="id")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from quanyu.errors import InvalidInput
@@ -187,5 +188,9 @@ def write_clusters(result: MatchResult, output: Path) -> None:
             "cluster_id": clusters.column("cluster_id").cast(pa.string()),
         }
     )
+    # Quote nothing unless an id needs it: pyarrow's "needed" still quotes every string.
+    special = pc.any(pc.match_substring_regex(table.column("record_id"), r'[",\r\n]')).as_py()
     output.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(table, output, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    quoting = "needed" if special else "none"
+    options = pacsv.WriteOptions(quoting_style=quoting, quoting_header=quoting)
+    pacsv.write_csv(table, output, write_options=options)
