@@ -46,9 +46,12 @@ def dedupe(
 ) -> None:
     """客户名单去重 / Deduplicate a customer list: writes record_id,cluster_id for every row.
 
-    Columns are mapped to roles (first_name, last_name, full_name, birth_date, phone, email,
-    address, street_number, city, district, postcode, region, national_id) by their header,
-    in English or Chinese; --column ROLE=NAME overrides. A cluster's id is its smallest record id.
+    Columns map to roles by their header, in English or Chinese (姓名 → full_name, 手机号 → phone).
+
+    Roles: first_name, last_name, full_name, birth_date, phone, email, address, street_number, city,
+    district, postcode, region, national_id. --column ROLE=NAME overrides a guess.
+
+    A cluster's id is its smallest record id; a row without duplicates is its own cluster.
     """
     try:
         summary = _run(
