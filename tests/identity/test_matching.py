@@ -12,7 +12,7 @@ import pytest
 from quanyu.errors import InvalidInput
 from quanyu.identity import blocking, scoring
 from quanyu.identity.match_spec import PersonMatchSpec, person_spec, trained_by
-from quanyu.identity.matching import cluster, match
+from quanyu.identity.matching import STAGES, cluster, match
 from quanyu.identity.person_records import standardise
 
 ROLES = {
@@ -164,8 +164,11 @@ def test_a_small_list_matches_on_the_built_in_priors() -> None:
             "dob": ["1990-01-02", "1990/1/2", None, "1985-05-05", "1992-03-04"],
         }
     )
-    result = match(table, {"full_name": "name", "phone": "phone", "birth_date": "dob"}, id_column="id")
+    stages: list[str] = []
+    roles = {"full_name": "name", "phone": "phone", "birth_date": "dob"}
+    result = match(table, roles, id_column="id", progress=stages.append)
     assert result.clusters.column("cluster_id").to_pylist() == ["1", "1", "3", "4", "5"]
+    assert stages == list(STAGES)
 
 
 @pytest.mark.parametrize("rows", [0, 1])

@@ -23,9 +23,10 @@ import pyarrow.csv as pacsv
 
 from quanyu.errors import InvalidInput
 from quanyu.identity.matching import DEFAULT_THRESHOLD, MatchResult, match
+from quanyu.identity.matching import STAGES as MATCH_STAGES
 from quanyu.identity.person_records import ROLES
 
-STAGES = ("reading", "standardising", "training", "scoring", "clustering", "writing")
+STAGES = ("reading", *MATCH_STAGES, "writing")
 
 # Header names that mean a role, compared after `header_key` (case, spaces, _ and - ignored).
 ROLE_SYNONYMS: dict[str, tuple[str, ...]] = {

@@ -36,6 +36,7 @@ DEFAULT_THRESHOLD = 0.95
 # test value: it says nothing about who someone is, so it neither blocks nor compares.
 MAX_RECORDS_SHARING_A_CONTACT = 1000
 _CONTACT_COLUMNS = ("phone", "email", "national_id")
+# What `progress` is called with, in order, as a match goes.
 STAGES = ("standardising", "training", "scoring", "clustering")
 
 Progress = Callable[[str], None]
