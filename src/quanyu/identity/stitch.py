@@ -261,11 +261,18 @@ def _walk(
 
     refused: list[int] = []
     for i, (u, v) in enumerate(zip(us, vs, strict=True)):
-        ru, rv = find(u), find(v)
+        # Most ends are roots already: skip the call (this loop is the hot spot of a stitch).
+        ru = u if parent[u] == u else find(u)
+        rv = v if parent[v] == v else find(v)
         if ru == rv:
             continue
         cu, cv = tally[ru], tally[rv]
-        if any(cu.get(t, 0) + c > limit[t] for t, c in cv.items()):
+        over = False
+        for t, c in cv.items():
+            if cu.get(t, 0) + c > limit[t]:
+                over = True
+                break
+        if over:
             refused.append(i)
             continue
         if len(cu) < len(cv):
