@@ -99,3 +99,10 @@ def test_normalising_twice_changes_nothing(type_name: str, raw: str) -> None:
     if first is not None:
         assert TYPES.identify(first.type, first.value) == first
         assert first.value.casefold() not in JUNK_VALUES
+
+
+def test_digits_of_other_scripts_are_not_a_phone() -> None:
+    from quanyu.identity.identifiers import normalise_phone
+
+    assert normalise_phone("١٣٨٠٠٠٠١٢٣٤") is None  # Arabic-Indic digits
+    assert normalise_phone("１３８００００１２３４") == "13800001234"  # full-width: NFKC makes them ASCII

@@ -94,7 +94,7 @@ def normalise_phone(value: str) -> str | None:
     digits = digits.lstrip("+")
     if digits.startswith("00"):
         digits = digits[2:]
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):  # NFKC leaves e.g. Arabic-Indic digits as they are
         return None
     if digits.startswith("86") and _MAINLAND_MOBILE.match(digits[2:]):
         return digits[2:]
