@@ -68,8 +68,8 @@ def test_a_pos_guest_merges_into_the_member_and_borderline_pairs_wait(
         != lookup(wh, ws, "user_id", "m7")["profile_id"]
     )
 
-    # First with a bar no pair reaches: the pair waits for review with its weight.
-    run = run_matching(wh, ws, threshold=0.999999999, review_threshold=0.3)
+    # First without merging on its own: the pair waits for review with its weight.
+    run = run_matching(wh, ws, threshold=0.95, review_threshold=0.3, auto_merge=False)
     assert run.records == 62 and run.merged_pairs == 0 and run.queued_for_review >= 1
     guest = lookup(wh, ws, "anonymous_id", "pos-guest-1")["profile_id"]
     member = lookup(wh, ws, "user_id", "m7")["profile_id"]
@@ -77,7 +77,7 @@ def test_a_pos_guest_merges_into_the_member_and_borderline_pairs_wait(
     assert pending["match_weight"] > 0 and pending["status"] == "pending"
     assert guest != member
     # Asking again queues nothing twice.
-    assert run_matching(wh, ws, threshold=0.999999999, review_threshold=0.3).queued_for_review == 0
+    assert run_matching(wh, ws, threshold=0.95, review_threshold=0.3, auto_merge=False).queued_for_review == 0
 
     decided = decide(wh, ws, pending["review_id"], "merge", "ops@brand")
     assert decided["review"]["status"] == "merged" and decided["review"]["actor"] == "ops@brand"

@@ -33,7 +33,9 @@ class Backend(Protocol):
     def profile(self, profile_id: str) -> dict[str, Any]: ...
     def profile_part(self, profile_id: str, part: str, params: dict[str, Any]) -> dict[str, Any]: ...
     def identity_rebuild(self) -> dict[str, Any]: ...
-    def identity_match(self, threshold: float, review_threshold: float) -> dict[str, Any]: ...
+    def identity_match(
+        self, threshold: float, review_threshold: float, auto_merge: bool
+    ) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -105,8 +107,8 @@ class ApiBackend:
     def identity_rebuild(self) -> dict[str, Any]:
         return self._call("POST", "/api/v1/identity/rebuild")
 
-    def identity_match(self, threshold: float, review_threshold: float) -> dict[str, Any]:
-        body = {"threshold": threshold, "review_threshold": review_threshold}
+    def identity_match(self, threshold: float, review_threshold: float, auto_merge: bool) -> dict[str, Any]:
+        body = {"threshold": threshold, "review_threshold": review_threshold, "auto_merge": auto_merge}
         return self._call("POST", "/api/v1/identity/match", json=body)
 
     def close(self) -> None:
@@ -177,12 +179,13 @@ class LocalBackend:
         refresh(self.platform.warehouse, self.workspace_id)
         return result
 
-    def identity_match(self, threshold: float, review_threshold: float) -> dict[str, Any]:
+    def identity_match(self, threshold: float, review_threshold: float, auto_merge: bool) -> dict[str, Any]:
         from quanyu.identity.probable import run_matching
         from quanyu.profiles.materialise import refresh
 
         types = self.platform.identifier_types.types_for(self.workspace_id)
-        run = run_matching(self.platform.warehouse, self.workspace_id, threshold, review_threshold, types)
+        run = run_matching(self.platform.warehouse, self.workspace_id, threshold, review_threshold, types,
+                           auto_merge=auto_merge)  # fmt: skip
         if run.stitch is not None:
             refresh(self.platform.warehouse, self.workspace_id, run.stitch.touched_profiles)
         return run.public()

@@ -37,6 +37,7 @@ def rebuild_command(
 def match_command(
     threshold: Annotated[float, typer.Option(min=0.01, max=0.99, help="合并阈值 / merge at or above")] = 0.95,
     review_threshold: Annotated[float, typer.Option(min=0.01, max=0.99, help="待审核阈值 / queue from")] = 0.6,
+    review_only: Annotated[bool, typer.Option("--review-only", help="全部待审核 / queue every pair, merge none")] = False,
     data_dir: DataDir = None, api_url: ApiUrl = None, token: Token = None, workspace: Workspace = None,
     as_json: Json = False,
 ) -> None:  # fmt: skip
@@ -49,7 +50,7 @@ def match_command(
         backend = open_backend(settings_from(data_dir), api_url, token, workspace)
         try:
             with console.status("匹配中 / matching…", spinner="dots"):
-                result = backend.identity_match(threshold, review_threshold)
+                result = backend.identity_match(threshold, review_threshold, not review_only)
         finally:
             backend.close()
     if as_json:

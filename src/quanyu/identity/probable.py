@@ -76,7 +76,10 @@ class MatchRun:
 def run_matching(
     warehouse: Warehouse, workspace_id: str, threshold: float = DEFAULT_THRESHOLD,
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD, types: IdentifierTypes | None = None,
+    *, auto_merge: bool = True,
 ) -> MatchRun:  # fmt: skip
+    """Match the workspace's people. With `auto_merge=False` nothing merges on its own: every
+    pair from `review_threshold` up waits for a person (a cautious first run on new data)."""
     records = warehouse.execute(person_records(warehouse.table("profiles"), workspace_id))
     roles = {
         c: c for c in records.column_names if c != "record_id" and records[c].null_count < records.num_rows
@@ -91,8 +94,11 @@ def run_matching(
         raise
     anchors = _anchors(warehouse, workspace_id)
     now = datetime.now(UTC)
-    edges = _match_edges(workspace_id, found.pairs, anchors, now, "match")
-    reviews = _new_reviews(warehouse, workspace_id, found.review, anchors, now)
+    merging, queued = found.pairs, found.review
+    if not auto_merge:
+        merging, queued = found.pairs.slice(0, 0), pa.concat_tables([found.pairs, found.review])
+    edges = _match_edges(workspace_id, merging, anchors, now, "match")
+    reviews = _new_reviews(warehouse, workspace_id, queued, anchors, now)
     warehouse.write([Append("identity_edges", edges), Append("identity_reviews", reviews)])
     stitched = None
     if edges.num_rows:

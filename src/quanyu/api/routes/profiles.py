@@ -165,6 +165,9 @@ class MatchRequest(BaseModel):
     review_threshold: float = Field(
         default=0.6, gt=0, lt=1, description="queue pairs from here up to threshold"
     )
+    auto_merge: bool = Field(
+        default=True, description="false: nothing merges on its own, every pair is queued"
+    )
 
 
 class DecisionRequest(BaseModel):
@@ -179,7 +182,8 @@ def match_profiles(body: MatchRequest, caller: Caller, platform: PlatformDep) ->
         raise InvalidInput("review_threshold 不能高于 threshold / review_threshold must not exceed threshold",
                            code="invalid_threshold")  # fmt: skip
     types = platform.identifier_types.types_for(caller.workspace_id)
-    run = run_matching(platform.warehouse, caller.workspace_id, body.threshold, body.review_threshold, types)
+    run = run_matching(platform.warehouse, caller.workspace_id, body.threshold, body.review_threshold, types,
+                       auto_merge=body.auto_merge)  # fmt: skip
     if run.stitch is not None:
         refresh(platform.warehouse, caller.workspace_id, run.stitch.touched_profiles)
     return run.public()
