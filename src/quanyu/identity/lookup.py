@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC
 from typing import Any
 
 import ibis
@@ -13,7 +13,7 @@ from quanyu.errors import InvalidInput, NotFound
 from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.identity.membership import profile_events
 from quanyu.warehouse.base import Warehouse
-from quanyu.warehouse.events import EPOCH, Cursor, to_micros
+from quanyu.warehouse.events import Cursor, past_cursor, to_micros
 from quanyu.warehouse.schema import JSON_COLUMNS
 
 TIMELINE_FIELDS = (
@@ -23,12 +23,8 @@ TIMELINE_FIELDS = (
 )  # fmt: skip
 
 
-def find(
-    warehouse: Warehouse, workspace_id: str, id_type: str, value: str, scope: str = "",
-    types: IdentifierTypes | None = None,
-) -> str:  # fmt: skip
-    """The id of the profile an identifier belongs to; NotFound (404) when nobody has it."""
-    types = types or IdentifierTypes()
+def identifier_key(types: IdentifierTypes, id_type: str, value: str, scope: str = "") -> str:
+    """The graph key of a (type, value, scope) someone typed; InvalidInput (400) saying why not."""
     if id_type not in types:
         known = ", ".join(t.name for t in types)
         raise InvalidInput(f"未知的标识类型 / unknown identifier type {id_type!r} (known: {known})",
@@ -39,13 +35,20 @@ def find(
         raise InvalidInput(
             f"无效的标识值 / not a valid {id_type} value: {value!r}{hint}", code="invalid_identifier"
         )
+    return ident.key
+
+
+def find(
+    warehouse: Warehouse, workspace_id: str, id_type: str, value: str, scope: str = "",
+    types: IdentifierTypes | None = None,
+) -> str:  # fmt: skip
+    """The id of the profile an identifier belongs to; NotFound (404) when nobody has it."""
+    key = identifier_key(types or IdentifierTypes(), id_type, value, scope)
     hit = [
-        r
-        for r in warehouse.query(_point("key", ident.key), {}).to_pylist()
-        if r["workspace_id"] == workspace_id
+        r for r in warehouse.query(_point("key", key), {}).to_pylist() if r["workspace_id"] == workspace_id
     ]
     if not hit:
-        raise NotFound(f"未找到该标识的用户 / no profile has {ident.key}", code="profile_not_found")
+        raise NotFound(f"未找到该标识的用户 / no profile has {key}", code="profile_not_found")
     return str(hit[0]["profile_id"])
 
 
@@ -100,17 +103,7 @@ def timeline(
         workspace_id, [resolved],
     )  # fmt: skip
     if cursor:
-        at_cursor = Cursor.decode(cursor)
-        at = ibis.literal(EPOCH + timedelta(microseconds=at_cursor.timestamp_us), type="timestamp('UTC')")
-        if order == "desc":
-            after = (mine.timestamp < at) | (
-                (mine.timestamp == at) & (mine.message_id < at_cursor.message_id)
-            )
-        else:
-            after = (mine.timestamp > at) | (
-                (mine.timestamp == at) & (mine.message_id > at_cursor.message_id)
-            )
-        mine = mine.filter(after)
+        mine = mine.filter(past_cursor(mine, Cursor.decode(cursor), newest_first=order == "desc"))
     keys = [mine.timestamp, mine.message_id]
     ordered = mine.order_by([k.desc() for k in keys] if order == "desc" else keys)
     rows = warehouse.execute(ordered.select(*TIMELINE_FIELDS).limit(limit + 1)).to_pylist()

@@ -98,14 +98,14 @@ def run_matching(
     if not auto_merge:
         merging, queued = found.pairs.slice(0, 0), pa.concat_tables([found.pairs, found.review])
     edges = _match_edges(workspace_id, merging, anchors, now, "match")
-    reviews = _new_reviews(warehouse, workspace_id, queued, anchors, now)
-    warehouse.write([Append("identity_edges", edges), Append("identity_reviews", reviews)])
+    waiting = _new_reviews(warehouse, workspace_id, queued, anchors, now)
+    warehouse.write([Append("identity_edges", edges), Append("identity_reviews", waiting)])
     stitched = None
     if edges.num_rows:
         keys = sorted(set(edges["a_key"].to_pylist()) | set(edges["b_key"].to_pylist()))
         with STITCH_LOCK:
             stitched = restitch_keys(warehouse, workspace_id, keys, types or IdentifierTypes())
-    return MatchRun(records.num_rows, edges.num_rows, reviews.num_rows, stitched)
+    return MatchRun(records.num_rows, edges.num_rows, waiting.num_rows, stitched)
 
 
 def reviews(

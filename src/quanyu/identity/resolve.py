@@ -32,7 +32,7 @@ from quanyu.identity.evidence import (
     nodes_from_links,
     pair_keys,
 )
-from quanyu.identity.extract import candidates, links
+from quanyu.identity.extract import CANDIDATE_SCHEMA, candidates, links
 from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.identity.stitch import _components, build_graph, stitch
 from quanyu.warehouse.base import Append, Replace, Warehouse
@@ -68,10 +68,6 @@ class StitchResult:
         out = self.__dict__.copy()
         out["touched_profiles"] = len(self.touched_profiles)
         return out
-
-
-# Kept for callers of the first version.
-RebuildResult = StitchResult
 
 
 @dataclass(frozen=True)
@@ -134,15 +130,22 @@ def restitch_keys(
 ) -> StitchResult:
     """Stitch again the components these identifiers are in (after links were added or marked
     wrong). The caller holds STITCH_LOCK."""
-    return _restitch(warehouse, workspace_id, events_table().filter(ibis.literal(False)), types, list(keys))
+    return _restitch(warehouse, workspace_id, None, types, list(keys))
 
 
 def _restitch(
-    warehouse: Warehouse, workspace_id: str, events: ibis.Table, types: IdentifierTypes, keys: list[str]
+    warehouse: Warehouse,
+    workspace_id: str,
+    events: ibis.Table | None,
+    types: IdentifierTypes,
+    keys: list[str],
 ) -> StitchResult:
-    """Restitch the components that `events`' identifiers and `keys` are in."""
-    n_events = _count(warehouse, events)
-    found = links(warehouse.execute(candidates(events)), types)
+    """Restitch the components that `events`' identifiers (if any) and `keys` are in."""
+    if events is None:  # links added or marked wrong: nothing to read from the events
+        n_events, rows = 0, CANDIDATE_SCHEMA.to_pyarrow().empty_table()
+    else:
+        n_events, rows = _count(warehouse, events), warehouse.execute(candidates(events))
+    found = links(rows, types)
     new_nodes = nodes_from_links(found)
     touching = pa.chunked_array([new_nodes["key"].combine_chunks(), pa.array(keys, pa.string())])
     old = _stored_nodes(warehouse, workspace_id, touching)
@@ -353,10 +356,10 @@ def unmerge(
          "actor": [actor] * len(pairs), "reason": [reason] * len(pairs)}
     )  # fmt: skip
     warehouse.write([Append("identity_exclusions", rows)])
-    keys = sorted({k for p in pairs for k in p})
-    nothing = events_table().filter(ibis.literal(False))
     with STITCH_LOCK:
-        return _restitch(warehouse, workspace_id, nothing, types or IdentifierTypes(), keys)
+        return restitch_keys(
+            warehouse, workspace_id, sorted({k for p in pairs for k in p}), types or IdentifierTypes()
+        )
 
 
 def detach(

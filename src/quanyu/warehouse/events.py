@@ -65,11 +65,16 @@ def browse(events: ibis.Table, flt: EventFilter, cursor: Cursor | None, limit: i
     if flt.until is not None:
         preds.append(events.timestamp < flt.until)
     if cursor is not None:
-        at = ibis.literal(EPOCH + timedelta(microseconds=cursor.timestamp_us), type="timestamp('UTC')")
-        preds.append(
-            (events.timestamp < at) | ((events.timestamp == at) & (events.message_id < cursor.message_id))
-        )
+        preds.append(past_cursor(events, cursor, newest_first=True))
     return events.filter(*preds).order_by([events.timestamp.desc(), events.message_id.desc()]).limit(limit)
+
+
+def past_cursor(events: ibis.Table, cursor: Cursor, newest_first: bool) -> ibis.BooleanValue:
+    """Rows after `cursor` in (timestamp, message_id) order: keyset pagination either way."""
+    at = ibis.literal(EPOCH + timedelta(microseconds=cursor.timestamp_us), type="timestamp('UTC')")
+    if newest_first:
+        return (events.timestamp < at) | ((events.timestamp == at) & (events.message_id < cursor.message_id))
+    return (events.timestamp > at) | ((events.timestamp == at) & (events.message_id > cursor.message_id))
 
 
 def channel_stats(events: ibis.Table, workspace_id: str) -> ibis.Table:

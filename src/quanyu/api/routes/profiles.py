@@ -145,14 +145,7 @@ def unmerge_profile(
     actor = f"token:{caller.token_id}"
     types = platform.identifier_types.types_for(ws)
     if body.identifiers:
-        keys = []
-        for ref in body.identifiers:
-            found = types.identify(ref.type, ref.value, ref.scope) if ref.type in types else None
-            if found is None:
-                raise InvalidInput(
-                    f"无效的标识 / invalid identifier {ref.type}:{ref.value}", code="invalid_identifier"
-                )
-            keys.append(found.key)
+        keys = [people.identifier_key(types, ref.type, ref.value, ref.scope) for ref in body.identifiers]
         result = detach(wh, ws, pid, keys, actor, body.reason, types)
     else:
         result = unmerge(wh, ws, [(link.a, link.b) for link in body.links], actor, body.reason, types)
