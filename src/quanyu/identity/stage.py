@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from quanyu.identity.identifiers import IdentifierTypes
-from quanyu.identity.resolve import StitchResult, extend
+from quanyu.identity.resolve import extend
 from quanyu.warehouse.base import Append, Warehouse
 from quanyu.warehouse.schema import IDENTITY_BATCHES
 
@@ -33,7 +33,6 @@ class IdentityStep:
     merges: int = 0
     splits: int = 0
     touched_profiles: int = 0
-    per_workspace: dict[str, StitchResult] = field(default_factory=dict)
 
     def public(self) -> dict[str, int]:
         return {"batches": self.batches, "events": self.events, "merges": self.merges,
@@ -76,7 +75,6 @@ class IdentityStage:
                 step.merges += result.merges
                 step.splits += result.splits
                 step.touched_profiles += len(result.touched_profiles)
-                step.per_workspace[ws] = result
                 if self.on_change is not None and result.touched_profiles:
                     self.on_change(ws, result.touched_profiles)
             mark_taken_in(self.warehouse, batch_ids)
