@@ -18,8 +18,10 @@ of the two anchors, so one id survives and the other redirects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -106,9 +108,7 @@ def stitch(graph: Graph, types: Sequence[IdentifierType], excluded: np.ndarray |
     labels = _components(n, src, dst)
 
     # Which components break a limit? Count identifiers per (component, type) in one pass.
-    n_types = len(types)
-    counts = np.bincount(labels * n_types + graph.types, minlength=(labels.max() + 1) * n_types)
-    over = (counts.reshape(-1, n_types) > limits).any(axis=1)
+    over = _jit(_over_limit)(labels, graph.types, np.minimum(limits, 254), int(labels.max()) + 1)
     rejected = np.empty(0, dtype=np.int64)
     bad = np.flatnonzero(over)
     if len(bad):
@@ -178,10 +178,8 @@ def _restitch(
     that would break one: strongest first (the weaker end's priority, then the stronger end's),
     then earliest, then by a content hash of the endpoints.
 
-    Done tier by tier (links of equal strength): a tier whose unions break no limit is accepted
-    in bulk, which is exactly what taking its links one by one would do, since every
-    intermediate component is part of a final one. Only tiers that do break a limit are walked
-    link by link, and only inside the components they would overfill.
+    Only the links of the over-limit components are sorted and walked (a few percent of the
+    graph); the walk itself is compiled (`_walk`), since it is inherently one link at a time.
     """
     in_bad = np.zeros(labels.max() + 1, dtype=bool)
     in_bad[bad] = True
@@ -197,93 +195,90 @@ def _restitch(
     hs, hd = node_hash[src], node_hash[dst]
     tiebreak = np.minimum(hs, hd) * np.uint64(0x9E3779B97F4A7C15) ^ np.maximum(hs, hd)
     order = np.lexsort((tiebreak, graph.seen[links], -strong, -weak))
-    src, dst, links, weak, strong = src[order], dst[order], links[order], weak[order], strong[order]
-
-    n_types = len(limits)
-    comp = np.arange(len(nodes))  # local node → current component
-    counts = np.zeros((len(nodes), n_types), dtype=np.int64)
-    counts[np.arange(len(nodes)), graph.types[nodes]] = 1
-    rejected: list[np.ndarray] = []
-    bounds = np.flatnonzero(np.r_[True, (weak[1:] != weak[:-1]) | (strong[1:] != strong[:-1]), True])
-    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        cu, cv = comp[src[start:end]], comp[dst[start:end]]
-        merged = _components(len(counts), cu, cv)
-        totals = _sum_rows(merged, counts)
-        over: np.ndarray = np.asarray((totals > limits).any(axis=1))
-        if not over.any():
-            comp, counts = merged[comp], totals
-            continue
-        # Walk this tier's links one by one, but only where the bulk union would overfill.
-        walk = np.flatnonzero(over[merged[cu]] & (cu != cv))
-        roots, refused = _walk(cu[walk].tolist(), cv[walk].tolist(), counts, limits)
-        rejected.append(links[start:end][walk][refused])
-        group = np.where(over[merged], len(counts) + roots, merged)
-        group = _renumber(group)
-        comp, counts = group[comp], _sum_rows(group, counts)
-
+    roots, refused = _jit(_walk)(
+        src[order], dst[order], graph.types[nodes].astype(np.int64), limits.astype(np.int64)
+    )
     new_labels = labels.copy()
-    new_labels[nodes] = labels.max() + 1 + comp
-    refused_all = np.concatenate(rejected) if rejected else np.empty(0, dtype=np.int64)
-    return new_labels, np.sort(refused_all)
+    new_labels[nodes] = labels.max() + 1 + roots
+    return new_labels, np.sort(links[order][refused])
 
 
-def _sum_rows(groups: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per-type counts summed by group (a bincount per type beats a 2-D np.add.at)."""
-    size = int(groups.max()) + 1
-    return np.stack(
-        [np.bincount(groups, weights=counts[:, t], minlength=size) for t in range(counts.shape[1])], axis=1
-    ).astype(np.int64)
+_Kernel = TypeVar("_Kernel", bound=Callable[..., Any])
+
+
+@functools.cache
+def _jit(kernel: _Kernel) -> _Kernel:
+    """A loop that numpy cannot express in bulk, compiled by numba on first use and cached on
+    disk, so importing this module (every CLI command does) does not pay for numba."""
+    from numba import njit
+
+    return cast(_Kernel, njit(cache=True, nogil=True)(kernel))
+
+
+def _over_limit(labels: np.ndarray, node_types: np.ndarray, limits: np.ndarray, n_labels: int) -> np.ndarray:
+    """Components holding more identifiers of some type than its limit. Counts saturate at
+    limit + 1 in one byte per (component, type): limits are at most 100, and a byte table is
+    an eighth of the memory a bincount over (component, type) pairs would touch."""
+    n_types = len(limits)
+    counts = np.zeros((n_labels, n_types), dtype=np.uint8)
+    over = np.zeros(n_labels, dtype=np.bool_)
+    for v in range(len(labels)):
+        label, t = labels[v], node_types[v]
+        c = counts[label, t]
+        if c <= limits[t]:
+            counts[label, t] = c + 1
+            if c + 1 > limits[t]:
+                over[label] = True
+    return over
 
 
 def _walk(
-    us: list[int], vs: list[int], counts: np.ndarray, limits: np.ndarray
+    src: np.ndarray, dst: np.ndarray, node_types: np.ndarray, limits: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Union-find over components, refusing links that would break a limit. Returns each
-    component's root and the positions of the refused links."""
-    parent = list(range(len(counts)))
-    limit = limits.tolist()
-    # Per-type tallies of just the components this walk touches, built in one pass.
-    involved = np.unique(np.asarray(us + vs, dtype=np.int64))
-    rows, cols = np.nonzero(counts[involved])
-    tally: dict[int, dict[int, int]] = {int(c): {} for c in involved}
-    for r, t, c in zip(
-        involved[rows].tolist(), cols.tolist(), counts[involved[rows], cols].tolist(), strict=True
-    ):
-        tally[r][t] = c
-
-    def find(v: int) -> int:
-        root = v
-        while parent[root] != root:
-            root = parent[root]
-        while parent[v] != root:  # path compression
-            parent[v], v = root, parent[v]
-        return root
-
-    refused: list[int] = []
-    for i, (u, v) in enumerate(zip(us, vs, strict=True)):
-        # Most ends are roots already: skip the call (this loop is the hot spot of a stitch).
-        ru = u if parent[u] == u else find(u)
-        rv = v if parent[v] == v else find(v)
+    """Union-find over the links in order, refusing a link whose union would hold more
+    identifiers of some type than its limit. Returns each node's root and the positions of
+    the refused links. Compiled: this loop is the one part of stitching that cannot be done
+    in bulk, and in Python it cost more than scipy's whole connected-components pass."""
+    n, n_types = len(node_types), len(limits)
+    parent = np.arange(n)
+    size = np.ones(n, dtype=np.int64)
+    counts = np.zeros((n, n_types), dtype=np.int64)
+    for v in range(n):
+        counts[v, node_types[v]] = 1
+    refused = np.empty(len(src), dtype=np.int64)
+    n_refused = 0
+    for i in range(len(src)):
+        ru = src[i]
+        while parent[ru] != ru:
+            parent[ru] = parent[parent[ru]]  # path halving
+            ru = parent[ru]
+        rv = dst[i]
+        while parent[rv] != rv:
+            parent[rv] = parent[parent[rv]]
+            rv = parent[rv]
         if ru == rv:
             continue
-        cu, cv = tally[ru], tally[rv]
         over = False
-        for t, c in cv.items():
-            if cu.get(t, 0) + c > limit[t]:
+        for t in range(n_types):
+            if counts[ru, t] + counts[rv, t] > limits[t]:
                 over = True
                 break
         if over:
-            refused.append(i)
+            refused[n_refused] = i
+            n_refused += 1
             continue
-        if len(cu) < len(cv):
-            ru, rv, cu, cv = rv, ru, cv, cu
+        if size[ru] < size[rv]:
+            ru, rv = rv, ru
         parent[rv] = ru
-        for t, c in cv.items():
-            cu[t] = cu.get(t, 0) + c
-        del tally[rv]
-    roots = np.arange(len(counts))
-    roots[involved] = [find(int(c)) for c in involved]
-    return roots, np.asarray(refused, dtype=np.int64)
+        size[ru] += size[rv]
+        for t in range(n_types):
+            counts[ru, t] += counts[rv, t]
+    for v in range(n):
+        r = v
+        while parent[r] != r:
+            r = parent[r]
+        parent[v] = r
+    return parent, refused[:n_refused]
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
@@ -300,13 +295,9 @@ def _anchors(graph: Graph, labels: np.ndarray, priorities: np.ndarray) -> np.nda
     base = graph.first_seen.min() if len(graph.first_seen) else 0
     rank = (graph.first_seen - base) * 256 + (255 - np.clip(priorities[graph.types], 0, 255))
     n_components = int(labels.max()) + 1 if len(labels) else 0
-    best = np.full(n_components, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(best, labels, rank)
-    candidates = np.flatnonzero(rank == best[labels])
-    anchors = np.empty(n_components, dtype=np.int64)
-    anchors[labels[candidates]] = candidates
-    if len(candidates) > n_components:  # ties: the smaller key wins, whatever the arrival order
-        tied = candidates[np.bincount(labels[candidates], minlength=n_components)[labels[candidates]] > 1]
+    anchors, best, tied_labels = _jit(_earliest)(labels, rank, n_components)
+    if tied_labels.any():  # ties: the smaller key wins, whatever the arrival order
+        tied = np.flatnonzero(tied_labels[labels] & (rank == best[labels]))
         winners: dict[int, tuple[str, int]] = {}
         for node, key in zip(tied.tolist(), graph.keys.take(pa.array(tied)).to_pylist(), strict=True):
             label = int(labels[node])
@@ -315,6 +306,22 @@ def _anchors(graph: Graph, labels: np.ndarray, priorities: np.ndarray) -> np.nda
         for label, (_, node) in winners.items():
             anchors[label] = node
     return anchors
+
+
+def _earliest(
+    labels: np.ndarray, rank: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per component, the node of lowest rank, that rank, and whether another node ties it."""
+    best = np.full(n_components, np.iinfo(np.int64).max, dtype=np.int64)
+    anchors = np.zeros(n_components, dtype=np.int64)
+    tied = np.zeros(n_components, dtype=np.bool_)
+    for v in range(len(labels)):
+        label, r = labels[v], rank[v]
+        if r < best[label]:
+            best[label], anchors[label], tied[label] = r, v, False
+        elif r == best[label]:
+            tied[label] = True
+    return anchors, best, tied
 
 
 def _hash_keys(keys: pa.Array, nodes: np.ndarray) -> np.ndarray:
