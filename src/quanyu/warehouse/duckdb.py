@@ -73,6 +73,9 @@ class DuckDBWarehouse:
         cur = getattr(self._local, "cursor", None)
         if cur is None:
             cur = self._local.cursor = self._con.cursor()
+            # Times are stored and compared in UTC; the machine's zone (often Asia/Shanghai for
+            # our users) must not leak into casts and date parts. Zones are applied explicitly.
+            cur.execute("SET TimeZone = 'UTC'")
         return cur
 
     def _ibis(self) -> ibis.BaseBackend:
