@@ -62,3 +62,8 @@ class Overloaded(QuanyuError):
 class StorageUnavailable(QuanyuError):
     status = 503
     code = "storage_unavailable"
+
+
+class QueryTimeout(QuanyuError):
+    status = 504
+    code = "query_timeout"

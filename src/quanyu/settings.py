@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     future_timestamp_hours: int = Field(default=24, ge=1)
     past_timestamp_days: int = Field(default=5 * 365, ge=1)
 
+    # Saved segments: how often `serve` refreshes every segment's membership (0 = never on a
+    # schedule, only on demand), and how long one compiled segment query may run.
+    segment_refresh_seconds: float = Field(default=300, ge=0)
+    segment_timeout_seconds: float = Field(default=30, gt=0)
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -123,3 +124,66 @@ class DeclaredIdentifierType(Base):
     label: Mapped[str] = mapped_column(String(200))
     blocklist: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SavedSegment(Base):
+    """A saved segment: its name and current version. Definitions live in `segment_versions`,
+    one immutable row per change; deleting only marks the row (the history stays)."""
+
+    __tablename__ = "segments"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The last membership refresh (the log of entries and exits is in the warehouse).
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    refreshed_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    member_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    refresh_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A name is unique among the workspace's live segments; a deleted one frees its name.
+    __table_args__ = (
+        Index(
+            "ux_segments_workspace_name",
+            "workspace_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+
+class SegmentVersion(Base):
+    """One immutable version of a segment: the definition (and name) as saved, by whom, when."""
+
+    __tablename__ = "segment_versions"
+    segment_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    definition: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class EventGroup(Base):
+    """A named list of events a workspace declares ("touch" = what counts as reaching someone)."""
+
+    __tablename__ = "event_groups"
+    workspace_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    events: Mapped[list] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))

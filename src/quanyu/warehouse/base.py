@@ -33,12 +33,25 @@ class Replace:
     values: Sequence[str] = ()
 
 
+@dataclass(frozen=True)
+class Delete:
+    """Delete `target`'s rows of one workspace whose `keys` columns equal a row of `keys`
+    (e.g. the (segment_id, profile_id) pairs that left a segment)."""
+
+    target: str
+    workspace_id: str
+    keys: pa.Table
+
+
 class Warehouse(Protocol):
     """A columnar store reached through Ibis expressions built by pure functions."""
 
     def table(self, name: str) -> ibis.Table: ...
 
-    def execute(self, expr: ibis.Expr) -> pa.Table: ...
+    def execute(self, expr: ibis.Expr, timeout: float | None = None) -> pa.Table:
+        """Run an expression; past `timeout` seconds the query is interrupted and QueryTimeout
+        (504) raised."""
+        ...
 
     def query(self, statement: sqlglot.exp.Expression, params: dict[str, object]) -> pa.Table:
         """Run a prepared statement (built once by a pure builder, `$name` placeholders):
@@ -53,7 +66,7 @@ class Warehouse(Protocol):
         record `batch_ids` as applied, in one transaction. Returns rows inserted per batch id."""
         ...
 
-    def write(self, ops: Sequence[Append | Replace]) -> None:
+    def write(self, ops: Sequence[Append | Replace | Delete]) -> None:
         """Apply every operation in one transaction: all of them or none."""
         ...
 

@@ -15,8 +15,8 @@ import pyarrow as pa
 import sqlglot
 from ibis.backends.sql.compilers.duckdb import compiler
 
-from quanyu.errors import QuanyuError, StorageUnavailable
-from quanyu.warehouse.base import Append, Replace
+from quanyu.errors import QuanyuError, QueryTimeout, StorageUnavailable
+from quanyu.warehouse.base import Append, Delete, Replace
 from quanyu.warehouse.schema import (
     APPLIED_BATCHES,
     EVENTS,
@@ -30,6 +30,8 @@ from quanyu.warehouse.schema import (
     IDENTITY_REVIEWS,
     PROFILE_TAGS,
     PROFILES,
+    SEGMENT_MEMBERS,
+    SEGMENT_MEMBERSHIP_LOG,
 )
 
 
@@ -43,6 +45,16 @@ def _inserted_per_batch(target: str) -> str:
         .group_by("batch_id")
         .sql("duckdb")
     )
+
+
+def _delete_keys(op: Delete, keys: str) -> str:
+    """DELETE the workspace's rows of `op.target` whose key columns equal a row of `keys`."""
+    exp = sqlglot.exp
+    match = [exp.column(c, table="t").eq(exp.column(c, table="k")) for c in op.keys.column_names]
+    mine = exp.column("workspace_id", table="t").eq(exp.Literal.string(op.workspace_id))
+    target = exp.alias_(exp.to_table(op.target), "t", table=True)
+    using = exp.alias_(exp.to_table(keys), "k", table=True)
+    return exp.Delete(this=target, using=[using], where=exp.Where(this=exp.and_(mine, *match))).sql("duckdb")
 
 
 @functools.lru_cache(maxsize=256)
@@ -100,6 +112,8 @@ class DuckDBWarehouse:
             ("identity_reviews", IDENTITY_REVIEWS),
             ("profiles", PROFILES),
             ("profile_tags", PROFILE_TAGS),
+            ("segment_members", SEGMENT_MEMBERS),
+            ("segment_membership_log", SEGMENT_MEMBERSHIP_LOG),
         )
         for name, schema in tables:
             if name not in existing:
@@ -117,18 +131,29 @@ class DuckDBWarehouse:
     def table(self, name: str) -> ibis.Table:
         return self._ibis().table(name)
 
-    def execute(self, expr: ibis.Expr) -> pa.Table:
+    def execute(self, expr: ibis.Expr, timeout: float | None = None) -> pa.Table:
         sql = compiler.to_sqlglot(expr).sql("duckdb")
         cur = self._cursor()
         # In-memory tables (ibis.memtable: a set of keys to look up) are views for this query.
         memtables = [op for op in expr.op().find(ops.InMemoryTable)]
         for op in memtables:
             cur.register(op.name, op.data.to_pyarrow(op.schema))
+        # A late interrupt that lands after the query finished is harmless: DuckDB clears the
+        # flag when the next query starts.
+        timer = threading.Timer(timeout, cur.interrupt) if timeout is not None else None
         try:
+            if timer is not None:
+                timer.start()
             return cur.execute(sql).to_arrow_table()
+        except duckdb.InterruptException as exc:
+            raise QueryTimeout(
+                f"查询超时 / query stopped after its time limit of {timeout:g} s\n{sql}"
+            ) from exc
         except duckdb.Error as exc:
             raise StorageUnavailable(f"仓库查询失败 / warehouse query failed: {exc}\n{sql}") from exc
         finally:
+            if timer is not None:
+                timer.cancel()
             for op in memtables:
                 cur.unregister(op.name)
 
@@ -170,7 +195,7 @@ class DuckDBWarehouse:
                 cur.unregister(name)
         return {i: counts.get(i, 0) for i in batch_ids}
 
-    def write(self, ops: Sequence[Append | Replace]) -> None:
+    def write(self, ops: Sequence[Append | Replace | Delete]) -> None:
         cur = self._cursor()
         registered: list[str] = []
 
@@ -183,6 +208,10 @@ class DuckDBWarehouse:
         try:
             cur.execute("BEGIN TRANSACTION")
             for op in ops:
+                if isinstance(op, Delete):
+                    if op.keys.num_rows:
+                        cur.execute(_delete_keys(op, view(op.keys)))
+                    continue
                 if isinstance(op, Replace):
                     where: list[sqlglot.exp.Expression] = [
                         sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Literal.string(op.workspace_id))

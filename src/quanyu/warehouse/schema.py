@@ -149,3 +149,18 @@ PROFILE_TAGS = ibis.schema(
     {"workspace_id": dt.string, "profile_id": dt.string, "tag": dt.string, "source": dt.string,
      "op": dt.string, "at": TS, "actor": dt.string}
 )  # fmt: skip
+
+# Who is in each saved segment now, since when and under which definition version they entered.
+# Refresh rewrites only the changes (entries inserted, exits deleted) in one transaction with
+# their log rows.
+SEGMENT_MEMBERS = ibis.schema(
+    {"workspace_id": dt.string, "segment_id": dt.string, "profile_id": dt.string, "version": dt.int64,
+     "since": TS}
+)  # fmt: skip
+
+# The append-only log of segment entries and exits (kind "entered" | "exited"): when, under which
+# definition version, by which refresh run and mode ("scheduled" | "on_demand" | "realtime").
+SEGMENT_MEMBERSHIP_LOG = ibis.schema(
+    {"workspace_id": dt.string, "segment_id": dt.string, "profile_id": dt.string, "kind": dt.string,
+     "at": TS, "version": dt.int64, "run_id": dt.string, "mode": dt.string}
+)  # fmt: skip
