@@ -36,6 +36,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from quanyu.errors import InvalidInput
 
@@ -60,6 +61,27 @@ PropertyOp = Literal[
     "exists", "not_exists", "between",
 ]  # fmt: skip
 Scalar = str | int | float | bool
+
+
+def _names_kind(value: Any) -> str:
+    return "~list" if isinstance(value, list | tuple) else "~one"
+
+
+# One event name or several. The union members are tagged ("~…", dropped from error paths) so a
+# bad value is reported at `event`, not at pydantic's `event.list[str]`.
+Names = Annotated[
+    Annotated[str, Tag("~one")] | Annotated[list[str], Tag("~list")], Discriminator(_names_kind)
+]
+
+
+def _moment_kind(value: Any) -> str:
+    return "~relative" if isinstance(value, Mapping) else "~time"
+
+
+# An ISO-8601 time or date, or `{"days_ago": N}`.
+Moment = Annotated[
+    Annotated[str, Tag("~time")] | Annotated[dict[str, int], Tag("~relative")], Discriminator(_moment_kind)
+]
 
 
 class _Model(BaseModel):
@@ -87,7 +109,12 @@ class Absolute(_Model):
     """From `from` (inclusive) to `to` (exclusive); either may be left open. A date without a
     time means midnight in the workspace's time zone."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [{"required": ["from"]}, {"required": ["to"]}]},
+    )
 
     from_: str | None = Field(default=None, alias="from")
     to: str | None = None
@@ -155,7 +182,8 @@ class TagCondition(_Model):
 
 
 class ReachableCondition(_Model):
-    """The person can be reached on `reachable` (a channel such as sms, email, wechat, wecom)."""
+    """The person can be reached on `reachable`: sms, email, wechat_oa, mini_program, wecom or
+    push (`profiles.identifiers.REACH`)."""
 
     reachable: str = Field(min_length=1, max_length=40)
 
@@ -185,16 +213,24 @@ class CountTest(_Model):
 class AggregateTest(_Model):
     property: str = Field(min_length=1, max_length=80)
     op: CompareOp = "gte"
-    value: float
+    value: float = Field(allow_inf_nan=False)
 
 
 class TimeTest(_Model):
     """When the first (or last) matching event happened: inside a window, or before / after a
     time (ISO-8601) or `{"days_ago": N}`."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "oneOf": [{"required": ["within"]}, {"required": ["before"]}, {"required": ["after"]}]
+        },
+    )
+
     within: Window | None = None
-    before: str | dict[str, int] | None = None
-    after: str | dict[str, int] | None = None
+    before: Moment | None = None
+    after: Moment | None = None
 
     @model_validator(mode="after")
     def _one(self) -> TimeTest:
@@ -203,10 +239,15 @@ class TimeTest(_Model):
         return self
 
 
+_WHAT: JsonDict = {"anyOf": [{"required": ["event"]}, {"required": ["event_group"]}, {"required": ["type"]}]}
+
+
 class EventCondition(_Model):
     """The person did something: by event name(s), a named event group, or a message type."""
 
-    event: str | list[str] | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_WHAT)
+
+    event: Names | None = None
     event_group: str | None = Field(default=None, max_length=64)
     type: Literal["track", "page", "screen", "identify", "group", "alias"] | None = None
     where: list[PropertyFilter] = Field(default_factory=list, max_length=20)
@@ -248,7 +289,9 @@ class EventCondition(_Model):
 class SequenceStep(_Model):
     """One step of a sequence: an event condition without aggregate tests."""
 
-    event: str | list[str] | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_WHAT)
+
+    event: Names | None = None
     event_group: str | None = Field(default=None, max_length=64)
     type: Literal["track", "page", "screen"] | None = None
     where: list[PropertyFilter] = Field(default_factory=list, max_length=20)
@@ -306,6 +349,7 @@ class Group(_Model):
 
 _KINDS = (
     ("conditions", "group"),
+    ("match", "group"),
     ("not", "not"),
     ("sequence", "sequence"),
     ("trait", "trait"),
@@ -377,8 +421,11 @@ def parse_definition(data: Mapping[str, Any] | Definition) -> Definition:
     if isinstance(data, Definition):
         return data
     if not isinstance(data, Mapping):
+        message = "a segment definition is a JSON object"
         raise InvalidInput(
-            "分群定义须为 JSON 对象 / a segment definition is a JSON object", code="invalid_segment"
+            f"分群定义须为 JSON 对象 / {message}",
+            code="invalid_segment",
+            details=[{"path": "(root)", "message": message}],
         )
     _check_size(data)
     try:
@@ -410,24 +457,33 @@ def path_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return "".join(parts) or "(root)"
 
 
+_LEAVES = ("trait", "event", "event_group", "type", "identifier", "tag", "reachable", "segment", "sequence")
+# Raw nesting a valid document never needs: each group level is an object in a list.
+_MAX_RAW_DEPTH = 4 * MAX_DEPTH + 12
+
+
 def _check_size(data: Any) -> None:
     """Walk the raw document without recursion and refuse one past the bounds, so a hostile
-    document costs little to refuse."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
+    document costs little to refuse. `level` counts the groups and nots around a node (the
+    root group is level 0)."""
+    stack: list[tuple[Any, int, int]] = [(data, 0, -1)]
     conditions = 0
     while stack:
-        node, depth = stack.pop()
+        node, depth, level = stack.pop()
+        if depth > _MAX_RAW_DEPTH:
+            raise _too_big(f"nesting is at most {MAX_DEPTH} groups deep (最多嵌套 {MAX_DEPTH} 层)")
         if isinstance(node, Mapping):
-            if depth > MAX_DEPTH * 4:
-                raise _too_big(f"nesting is at most {MAX_DEPTH} groups deep (最多嵌套 {MAX_DEPTH} 层)")
-            if any(k in node for k in ("trait", "event", "event_group", "identifier", "tag", "segment")):
+            if "conditions" in node or "not" in node:
+                level += 1
+                if level > MAX_DEPTH:
+                    raise _too_big(f"nesting is at most {MAX_DEPTH} groups deep (最多嵌套 {MAX_DEPTH} 层)")
+            if any(k in node for k in _LEAVES) and "property" not in node:
                 conditions += 1
-            for value in node.values():
-                stack.append((value, depth + 1))
+            stack.extend((value, depth + 1, level) for value in node.values())
         elif isinstance(node, list):
             if len(node) > MAX_LIST:
                 raise _too_big(f"a list holds at most {MAX_LIST} items (列表最多 {MAX_LIST} 项)")
-            stack.extend((item, depth + 1) for item in node)
+            stack.extend((item, depth + 1, level) for item in node)
         elif isinstance(node, str) and len(node) > MAX_TEXT:
             raise _too_big(f"a text value is at most {MAX_TEXT} characters (文本最长 {MAX_TEXT} 字符)")
     if conditions > MAX_CONDITIONS:

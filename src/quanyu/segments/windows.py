@@ -23,7 +23,6 @@ from quanyu.segments.definition import Absolute, CalendarWindow, Rolling, Span
 
 _STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
          "week": timedelta(weeks=1)}  # fmt: skip
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -36,17 +35,21 @@ def resolve(
     window: Rolling | CalendarWindow | Absolute, now: datetime, zone: ZoneInfo, where: str = ""
 ) -> Interval:
     if isinstance(window, Rolling):
-        if window.unit == "month":
-            local = now.astimezone(zone)
-            return Interval(_months_back(local, window.last).astimezone(UTC), None)
-        return Interval(now - _STEP[window.unit] * window.last, None)
+        try:
+            if window.unit == "month":
+                local = now.astimezone(zone)
+                return Interval(_months_back(local, window.last).astimezone(UTC), None)
+            return Interval(now - _STEP[window.unit] * window.last, None)
+        except (ValueError, OverflowError):  # reaches back before year 1: all of time
+            return Interval(None, None)
     if isinstance(window, CalendarWindow):
-        start, end = _calendar(window.calendar, now.astimezone(zone).date())
-        return Interval(_midnight(start, zone), _midnight(end, zone))
-    return Interval(
-        _instant(window.from_, zone, f"{where}.from") if window.from_ else None,
-        _instant(window.to, zone, f"{where}.to") if window.to else None,
-    )
+        first, after = _calendar(window.calendar, now.astimezone(zone).date())
+        return Interval(_midnight(first, zone), _midnight(after, zone))
+    start = _instant(window.from_, zone, f"{where}.from") if window.from_ is not None else None
+    end = _instant(window.to, zone, f"{where}.to") if window.to is not None else None
+    if start is not None and end is not None and start >= end:
+        raise _bad(f"{where}.to", f"to must come after from ({window.to!r} ≤ {window.from_!r})")
+    return Interval(start, end)
 
 
 def span(s: Span) -> timedelta:
@@ -111,12 +114,12 @@ def _instant(value: str, zone: ZoneInfo, where: str) -> datetime:
         if len(value) == 10:
             return _midnight(date.fromisoformat(value), zone)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or a time outside years 1-9999 in UTC
         raise _bad(
             where,
             f'expected an ISO-8601 date or time ("2026-03-01", "2026-03-01T08:00:00+08:00"), got {value!r}',
         ) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def _bad(where: str, message: str) -> InvalidInput:
