@@ -16,6 +16,7 @@ from quanyu.identity.declared_types import DeclaredTypes
 from quanyu.org.vault import Vault
 from quanyu.org.workspaces import Workspaces
 from quanyu.pipeline.worker import Pipeline, PipelineConfig
+from quanyu.segments.saved import SavedSegments
 from quanyu.settings import Settings
 from quanyu.store import make_engine, upgrade
 from quanyu.warehouse import Warehouse, open_warehouse
@@ -36,6 +37,7 @@ class Platform:
         self.queue = IngestQueue(self.engine)
         self.quarantine = Quarantine(self.engine)
         self.identifier_types = DeclaredTypes(self.engine)
+        self.segments = SavedSegments(self.engine, self.identifier_types.types_for)
         self.backlog = BacklogGauge(
             self.queue, settings.max_backlog_events, settings.max_workspace_backlog_events
         )

@@ -11,8 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from quanyu import __version__
 from quanyu.api import errors
-from quanyu.api.routes import collect, events, pipeline, profiles, quarantine, sources
+from quanyu.api.routes import collect, events, pipeline, profiles, quarantine, segments, sources
 from quanyu.platform import Platform
+from quanyu.segments.schedule import run_schedule
 from quanyu.settings import Settings
 
 _HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>Quanyu 全域</title>
@@ -20,6 +21,22 @@ _HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>Quanyu
 <h1>全域 Quanyu</h1><p>全渠道客户数据与营销平台 · omnichannel customer data &amp; marketing platform</p>
 <ul><li><a href="/docs">API 文档 / API docs (OpenAPI)</a></li>
 <li><code>POST /v1/batch</code> Segment 兼容采集 / Segment-compatible collection</li></ul></body></html>"""
+
+
+def _segment_schedule(platform: Platform, stop: threading.Event) -> threading.Thread | None:
+    """The thread refreshing segment membership every QUANYU_SEGMENT_REFRESH_SECONDS (0: none)."""
+    s = platform.settings
+    if not s.segment_refresh_seconds:
+        return None
+    thread = threading.Thread(
+        target=run_schedule,
+        args=(stop, s.segment_refresh_seconds, lambda: platform.warehouse, platform.segments,
+              lambda: [w.id for w in platform.workspaces.all()], s.segment_timeout_seconds),
+        name="quanyu-segments",
+        daemon=True,
+    )  # fmt: skip
+    thread.start()
+    return thread
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
@@ -39,10 +56,13 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                 daemon=True,
             )
             worker.start()
+        schedule = _segment_schedule(platform, stop)
         yield
         stop.set()
         if worker is not None:
             worker.join(timeout=60)
+        if schedule is not None:
+            schedule.join(timeout=60)
         platform.close()
 
     app = FastAPI(
@@ -52,7 +72,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     errors.install(app)
-    for module in (collect, sources, pipeline, events, quarantine, profiles):
+    for module in (collect, sources, pipeline, events, quarantine, profiles, segments):
         app.include_router(module.router)
 
     @app.get("/healthz", operation_id="health", tags=["health"])
