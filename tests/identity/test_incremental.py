@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quanyu.identity.lookup import history, links_of, lookup, profile, timeline
+from quanyu.identity.person_events import person_rows
 from quanyu.identity.resolve import extend, rebuild, unmerge
 from quanyu.warehouse.base import Append
 from quanyu.warehouse.duckdb import DuckDBWarehouse
@@ -58,6 +59,24 @@ def owners(warehouse: DuckDBWarehouse) -> dict[str, str]:
     return {r["key"]: r["profile_id"] for r in rows}
 
 
+def person_events_of(warehouse: DuckDBWarehouse) -> list[tuple[str, str, str]]:
+    """The stored person events as (message id, key, profile id), sorted."""
+    table = warehouse.table("person_events")
+    rows = warehouse.execute(table.filter(table.workspace_id == WS).select("message_id", "key", "profile_id"))
+    return sorted(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
+
+
+def attributed(warehouse: DuckDBWarehouse) -> list[tuple[str, str, str]]:
+    """The same, derived from the events and the graph as they stand (what it must equal)."""
+    t = warehouse.table
+    rows = warehouse.execute(
+        person_rows(t("events"), t("identity_event_keys"), t("identity_nodes"), WS).select(
+            "message_id", "key", "profile_id"
+        )
+    )
+    return sorted(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
+
+
 @pytest.fixture
 def warehouse() -> Any:
     wh = DuckDBWarehouse(":memory:")
@@ -89,10 +108,13 @@ def test_batch_by_batch_equals_one_rebuild(history_: list[Any], cuts: list[int])
         store(full, [dict(r) for r in rows], 0)
         rebuild(full, WS)
         assert owners(inc) == owners(full)
+        # Person events follow every merge and split, batch by batch, and match a rebuild's.
+        assert person_events_of(inc) == attributed(inc) == person_events_of(full)
         # Replaying a batch is a no-op.
         before = owners(inc)
         extend(inc, WS, batch_of(inc, 0))
         assert owners(inc) == before
+        assert person_events_of(inc) == attributed(inc)
     finally:
         inc.close()
         full.close()
@@ -138,6 +160,7 @@ def test_unmerge_splits_the_person_and_stays_split(warehouse: DuckDBWarehouse) -
     )
     assert result.splits == 1
     assert lookup(warehouse, WS, "anonymous_id", "bob-cookie")["profile_id"] != pid
+    assert person_events_of(warehouse) == attributed(warehouse)  # bob's events left alice
     assert lookup(warehouse, WS, "user_id", "alice")["profile_id"] == pid
     split = history(warehouse, WS, pid)["items"][0]
     assert split["kind"] == "split" and "ops@brand" in split["explanation"]
@@ -175,3 +198,19 @@ def test_point_lookups_treat_any_value_as_data(value: str) -> None:
             raise AssertionError("an injected value found someone")
     finally:
         wh.close()
+
+
+def test_a_warehouse_from_before_person_events_derives_them_once(tmp_path: Any) -> None:
+    path = str(tmp_path / "old.duckdb")
+    wh = DuckDBWarehouse(path)
+    store(wh, [event(1, "web", user_id="alice", anonymous_id="c1"), event(2, "web", anonymous_id="c2")], 0)
+    extend(wh, WS, batch_of(wh, 0))
+    expected = person_events_of(wh)
+    wh._cursor().execute("DROP TABLE person_events")  # as a file written by an older version
+    wh.close()
+    reopened = DuckDBWarehouse(path)
+    try:
+        assert person_events_of(reopened) == expected == attributed(reopened)
+        assert len(expected) == 2
+    finally:
+        reopened.close()

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from quanyu.collect.messages import Envelope
 from quanyu.collect.source_types import SOURCE_TYPES
+from quanyu.identity import person_events
 from quanyu.identity.resolve import rebuild
 from quanyu.platform import Platform
 from quanyu.warehouse.base import Append, Replace, Warehouse
@@ -109,6 +110,7 @@ class Ledger:
                 Replace("identity_nodes", ws, pa.Table.from_pylist(nodes, schema=IDENTITY_NODES.to_pyarrow())),
                 Replace("identity_event_keys", ws,
                         pa.Table.from_pylist(keys, schema=IDENTITY_EVENT_KEYS.to_pyarrow())),
+                person_events.refill(self.warehouse, ws),
             ]
         )  # fmt: skip
 
@@ -127,6 +129,7 @@ class Ledger:
             [
                 Replace("identity_nodes", ws, pa.Table.from_pylist(rows, schema=IDENTITY_NODES.to_pyarrow())),
                 Append("identity_redirects", redirect),
+                person_events.refill(self.warehouse, ws),
             ]
         )
 

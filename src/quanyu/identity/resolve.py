@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quanyu.errors import InvalidInput
+from quanyu.identity import person_events
 from quanyu.identity.changes import Outcome, compare
 from quanyu.identity.evidence import (
     EDGE_ROWS,
@@ -100,6 +101,7 @@ def rebuild(warehouse: Warehouse, workspace_id: str, types: IdentifierTypes | No
             Append("identity_redirects", outcome.redirects),
             Append("identity_changes", outcome.changes),
             Append("identity_batches", _untaken_batches(warehouse, mine)),
+            person_events.refill(warehouse, workspace_id),
         ])  # fmt: skip
     return _result(workspace_id, n_events, done, outcome)
 
@@ -158,6 +160,13 @@ def _restitch(
     outcome = compare(workspace_id, old, done.nodes, done.edges, done.parted_by)
     message_ids = found.records["message_id"].to_pylist()
     changed = _changed_nodes(old, done.nodes)
+    # Person events: relabel the rows of identifiers that moved to another person, then add
+    # the rows of the events taken in (read before the write: the same transaction follows).
+    derived = [
+        op for op in (person_events.moved(warehouse, workspace_id, old, done.nodes),) if op is not None
+    ]
+    if events is not None:
+        derived.append(person_events.added(warehouse, workspace_id, events, found.records, done.nodes))
     warehouse.write([
         Replace("identity_nodes", workspace_id, changed, "key", changed["key"].to_pylist()),
         Replace("identity_edges", workspace_id, _edge_table(workspace_id, done.edges), "a_key",
@@ -166,6 +175,7 @@ def _restitch(
                 "message_id", message_ids),
         Append("identity_redirects", outcome.redirects),
         Append("identity_changes", outcome.changes),
+        *derived,
     ])  # fmt: skip
     return _result(workspace_id, n_events, done, outcome)
 

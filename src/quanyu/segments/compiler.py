@@ -35,7 +35,6 @@ import ibis.expr.datatypes as dt
 
 from quanyu.errors import InvalidInput
 from quanyu.identity.identifiers import IdentifierTypes
-from quanyu.identity.membership import profile_events
 from quanyu.profiles.fields import FIELDS, Kind
 from quanyu.segments import windows
 from quanyu.segments.definition import (
@@ -80,7 +79,7 @@ class SegmentContext:
     now: datetime  # aware
     timezone: ZoneInfo
     profiles: ibis.Table  # the warehouse `profiles` table
-    events: ibis.Table  # events with a `profile_id` column (`identity.membership.profile_events`)
+    events: ibis.Table  # events with a `profile_id` column (`person_events`, or `membership.profile_events`)
     event_groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
     segments: Callable[[str], Definition | None] = lambda _id: None
     identifier_types: IdentifierTypes = field(default_factory=IdentifierTypes)
@@ -101,11 +100,10 @@ def segment_context(
     segments: Callable[[str], Definition | None] | None = None,
     identifier_types: IdentifierTypes | None = None,
 ) -> SegmentContext:
-    """A context over the warehouse's tables: profiles, and events attributed to their person."""
+    """A context over the warehouse's tables: profiles, and the person events the identity
+    graph keeps (`identity.person_events`: events with their profile id written in)."""
     table = warehouse.table
-    events = profile_events(
-        table("events"), table("identity_event_keys"), table("identity_nodes"), workspace_id
-    )
+    events = table("person_events")
     return SegmentContext(
         workspace_id=workspace_id,
         now=now or datetime.now(UTC),

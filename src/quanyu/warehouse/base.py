@@ -43,6 +43,17 @@ class Delete:
     keys: pa.Table
 
 
+@dataclass(frozen=True)
+class Fill:
+    """Delete `target`'s rows of one workspace and insert the rows of `rows`, an Ibis
+    expression over stored tables run inside the transaction (so it sees the operations before
+    it): for derived tables too large to pass through memory (a rebuild's person events)."""
+
+    target: str
+    workspace_id: str
+    rows: ibis.Table
+
+
 class Warehouse(Protocol):
     """A columnar store reached through Ibis expressions built by pure functions."""
 
@@ -66,7 +77,7 @@ class Warehouse(Protocol):
         record `batch_ids` as applied, in one transaction. Returns rows inserted per batch id."""
         ...
 
-    def write(self, ops: Sequence[Append | Replace | Delete]) -> None:
+    def write(self, ops: Sequence[Append | Replace | Delete | Fill]) -> None:
         """Apply every operation in one transaction: all of them or none."""
         ...
 

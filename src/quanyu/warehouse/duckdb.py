@@ -16,7 +16,7 @@ import sqlglot
 from ibis.backends.sql.compilers.duckdb import compiler
 
 from quanyu.errors import QuanyuError, QueryTimeout, StorageUnavailable
-from quanyu.warehouse.base import Append, Delete, Replace
+from quanyu.warehouse.base import Append, Delete, Fill, Replace
 from quanyu.warehouse.schema import (
     APPLIED_BATCHES,
     EVENTS,
@@ -28,6 +28,7 @@ from quanyu.warehouse.schema import (
     IDENTITY_NODES,
     IDENTITY_REDIRECTS,
     IDENTITY_REVIEWS,
+    PERSON_EVENTS,
     PROFILE_TAGS,
     PROFILES,
     SEGMENT_MEMBERS,
@@ -101,6 +102,7 @@ class DuckDBWarehouse:
         existing = set(backend.list_tables())
         tables = (
             ("events", EVENTS),
+            ("person_events", PERSON_EVENTS),
             ("applied_batches", APPLIED_BATCHES),
             ("identity_nodes", IDENTITY_NODES),
             ("identity_redirects", IDENTITY_REDIRECTS),
@@ -127,6 +129,16 @@ class DuckDBWarehouse:
             "CREATE INDEX IF NOT EXISTS identity_nodes_key ON identity_nodes(key);"
             "CREATE INDEX IF NOT EXISTS identity_nodes_profile ON identity_nodes(profile_id)"
         )
+        if "person_events" not in existing and "identity_event_keys" in existing:
+            self._backfill_person_events()
+
+    def _backfill_person_events(self) -> None:
+        """A file from before person events were kept: derive them once from the graph."""
+        from quanyu.identity.person_events import refill  # the identity layer builds the rows
+
+        nodes = self.table("identity_nodes")
+        workspaces = self.execute(nodes.select("workspace_id").distinct()).column(0).to_pylist()
+        self.write([refill(self, ws) for ws in workspaces])
 
     def table(self, name: str) -> ibis.Table:
         return self._ibis().table(name)
@@ -195,7 +207,7 @@ class DuckDBWarehouse:
                 cur.unregister(name)
         return {i: counts.get(i, 0) for i in batch_ids}
 
-    def write(self, ops: Sequence[Append | Replace | Delete]) -> None:
+    def write(self, ops: Sequence[Append | Replace | Delete | Fill]) -> None:
         cur = self._cursor()
         registered: list[str] = []
 
@@ -208,6 +220,11 @@ class DuckDBWarehouse:
         try:
             cur.execute("BEGIN TRANSACTION")
             for op in ops:
+                if isinstance(op, Fill):
+                    mine = sqlglot.exp.column("workspace_id").eq(sqlglot.exp.Literal.string(op.workspace_id))
+                    cur.execute(sqlglot.exp.delete(op.target, where=mine).sql("duckdb"))
+                    cur.execute(f"INSERT INTO {op.target} {ibis.to_sql(op.rows, dialect='duckdb')}")
+                    continue
                 if isinstance(op, Delete):
                     if op.keys.num_rows:
                         cur.execute(_delete_keys(op, view(op.keys)))

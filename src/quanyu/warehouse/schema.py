@@ -49,6 +49,18 @@ EVENTS = ibis.schema(
     }
 )
 
+# Events with their person (`quanyu.identity.person_events`): the columns segment conditions
+# read, the identifier each event is attributed to and that identifier's current profile id.
+# Derived from events + identity_event_keys + identity_nodes; rebuilt with the graph.
+PERSON_EVENTS = ibis.schema(
+    {"workspace_id": dt.string, "profile_id": dt.string, "key": dt.string, "message_id": dt.string,
+     "type": dt.string, "event": dt.string, "name": dt.string, "timestamp": TS, "source_id": dt.string,
+     "source_type": dt.string, "channel": dt.string, "domain": dt.string, "presence": dt.string,
+     "store_id": dt.string, "guide_id": dt.string, "order_id": dt.string, "amount": dt.float64,
+     "currency": dt.string, "utm_source": dt.string, "utm_medium": dt.string, "utm_campaign": dt.string,
+     "utm_term": dt.string, "utm_content": dt.string, "properties": dt.json}
+)  # fmt: skip
+
 # One row per queue batch the warehouse holds, written in the same transaction as its events,
 # with how many of its events were new (the rest repeated a stored messageId): after a crash
 # the pipeline recovers both the fact and the counts from here.
