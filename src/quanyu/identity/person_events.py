@@ -60,8 +60,9 @@ def added(
     message_ids = records["message_id"]
     if records.num_rows == 0:
         return Replace(TABLE, workspace_id, _ROWS.empty_table(), "message_id", [])
-    ids = ibis.memtable(pa.table({"message_id": pc.unique(message_ids)}))
-    rows = warehouse.execute(events.semi_join(ids, "message_id").select(*_EVENT_COLUMNS))
+    # `events` selects exactly the events being stitched (a batch filter the storage prunes
+    # by); the inner join below keeps those that carried an identifier.
+    rows = warehouse.execute(events.select(*_EVENT_COLUMNS))
     owners = records.select(["message_id", "key"]).join(nodes.select(["key", "profile_id"]), "key")
     joined = rows.join(owners, "message_id")
     return Replace(TABLE, workspace_id, _cast(joined), "message_id", message_ids.to_pylist())
