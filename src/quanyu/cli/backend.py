@@ -36,6 +36,13 @@ class Backend(Protocol):
     def identity_match(
         self, threshold: float, review_threshold: float, auto_merge: bool
     ) -> dict[str, Any]: ...
+    def segment_preview(self, definition: dict[str, Any], sample: int) -> dict[str, Any]: ...
+    def segment_create(self, name: str, description: str, definition: dict[str, Any]) -> dict[str, Any]: ...
+    def segment_list(self) -> list[dict[str, Any]]: ...
+    def segment(self, segment_id: str) -> dict[str, Any]: ...
+    def segment_refresh(self, segment_id: str | None) -> dict[str, Any]: ...
+    def segment_members(self, segment_id: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
+    def segment_export(self, segment_id: str, format_: str) -> bytes: ...
     def close(self) -> None: ...
 
 
@@ -55,7 +62,7 @@ class ApiBackend:
         self.url = url
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300)
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
@@ -68,7 +75,10 @@ class ApiBackend:
                 raise ApiError(resp.status_code, body.get("code", "error"), body.get("message", resp.text))
             except ValueError:
                 raise ApiError(resp.status_code, "error", resp.text) from None
-        return resp.json()
+        return resp
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        return self._send(method, path, **kw).json()
 
     def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/v1/sources", json={"name": name, "type": type_, "settings": settings})
@@ -110,6 +120,34 @@ class ApiBackend:
     def identity_match(self, threshold: float, review_threshold: float, auto_merge: bool) -> dict[str, Any]:
         body = {"threshold": threshold, "review_threshold": review_threshold, "auto_merge": auto_merge}
         return self._call("POST", "/api/v1/identity/match", json=body)
+
+    def segment_preview(self, definition: dict[str, Any], sample: int) -> dict[str, Any]:
+        return self._call(
+            "POST", "/api/v1/segments/preview", json={"definition": definition, "sample": sample}
+        )
+
+    def segment_create(self, name: str, description: str, definition: dict[str, Any]) -> dict[str, Any]:
+        body = {"name": name, "description": description, "definition": definition}
+        return self._call("POST", "/api/v1/segments", json=body)
+
+    def segment_list(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/segments")["items"]
+
+    def segment(self, segment_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/segments/{quote(segment_id, safe='')}")
+
+    def segment_refresh(self, segment_id: str | None) -> dict[str, Any]:
+        if segment_id is None:
+            return self._call("POST", "/api/v1/segments/refresh")
+        return self._call("POST", f"/api/v1/segments/{quote(segment_id, safe='')}/refresh")
+
+    def segment_members(self, segment_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._call("GET", f"/api/v1/segments/{quote(segment_id, safe='')}/members", params=params)
+
+    def segment_export(self, segment_id: str, format_: str) -> bytes:
+        path = f"/api/v1/segments/{quote(segment_id, safe='')}/members"
+        return self._send("GET", path, params={"format": format_}).content
 
     def close(self) -> None:
         self.http.close()
@@ -189,6 +227,47 @@ class LocalBackend:
         if run.stitch is not None:
             refresh(self.platform.warehouse, self.workspace_id, run.stitch.touched_profiles)
         return run.public()
+
+    def segment_preview(self, definition: dict[str, Any], sample: int) -> dict[str, Any]:
+        from quanyu.segments.preview import preview
+
+        p = self.platform
+        return preview(p.warehouse, p.segments, self.workspace_id, definition, sample=sample,
+                       timeout=p.settings.segment_timeout_seconds)  # fmt: skip
+
+    def segment_create(self, name: str, description: str, definition: dict[str, Any]) -> dict[str, Any]:
+        from quanyu.segments.saved import SegmentCreate
+
+        body = SegmentCreate(name=name, description=description, definition=definition)
+        return self.platform.segments.create(self.workspace_id, body, "cli", self.platform.warehouse)
+
+    def segment_list(self) -> list[dict[str, Any]]:
+        return self.platform.segments.all(self.workspace_id)
+
+    def segment(self, segment_id: str) -> dict[str, Any]:
+        return self.platform.segments.get(self.workspace_id, segment_id)
+
+    def segment_refresh(self, segment_id: str | None) -> dict[str, Any]:
+        from quanyu.segments.membership import refresh_membership, refresh_workspace
+
+        p, timeout = self.platform, self.platform.settings.segment_timeout_seconds
+        if segment_id is None:
+            return refresh_workspace(p.warehouse, p.segments, self.workspace_id, timeout=timeout)
+        return refresh_membership(
+            p.warehouse, p.segments, self.workspace_id, segment_id, timeout=timeout
+        ).public()
+
+    def segment_members(self, segment_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        from quanyu.segments.membership import members_page
+
+        self.platform.segments.current(self.workspace_id, segment_id)
+        return members_page(self.platform.warehouse, self.workspace_id, segment_id, limit, cursor)
+
+    def segment_export(self, segment_id: str, format_: str) -> bytes:
+        from quanyu.segments.export import export
+
+        self.platform.segments.current(self.workspace_id, segment_id)
+        return export(self.platform.warehouse, self.workspace_id, segment_id, format_)
 
     def close(self) -> None:
         self.platform.close()

@@ -15,6 +15,7 @@ from quanyu.cli.options import guard as _guard
 from quanyu.cli.options import settings_from as _settings
 from quanyu.cli.output import console, emit_json, pairs, table
 from quanyu.cli.people import rebuild_command as _  # noqa: F401  (registers the commands)
+from quanyu.cli.segments import segments_app
 from quanyu.errors import InvalidInput
 
 app = typer.Typer(help="全域 Quanyu: 全渠道客户数据与营销平台 / omnichannel CDP", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(events_app, name="events")
 app.add_typer(identity_app, name="identity")
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(segments_app, name="segments")
 
 
 @app.command()

@@ -15,6 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from quanyu.segments.membership import all_members
+from quanyu.warehouse.base import Warehouse
+
 FORMULA_START = r"^[=+\-@\t\r]"
 BOM = "\ufeff".encode()
 
@@ -41,3 +44,9 @@ def to_parquet(table: pa.Table) -> bytes:
     out = io.BytesIO()
     pq.write_table(table, out)
     return out.getvalue()
+
+
+def export(warehouse: Warehouse, workspace_id: str, segment_id: str, format_: str) -> bytes:
+    """Every member of a segment with their key fields, as a `csv` or `parquet` file."""
+    rows = all_members(warehouse, workspace_id, segment_id)
+    return to_csv(rows) if format_ == "csv" else to_parquet(rows)

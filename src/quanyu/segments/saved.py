@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from quanyu.errors import Conflict, InvalidInput, NotFound
 from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.org.credentials import new_id
-from quanyu.segments.compiler import SegmentContext, segment_context
+from quanyu.segments.compiler import SegmentContext, compile_segment, segment_context
 from quanyu.segments.definition import Definition, parse_definition
 from quanyu.segments.event_groups import EventGroups
 from quanyu.segments.references import check_references, users_of
@@ -121,8 +121,10 @@ class SavedSegments:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def create(self, workspace_id: str, body: SegmentCreate, actor: str) -> dict[str, Any]:
-        self.validate(workspace_id, body.definition)
+    def create(
+        self, workspace_id: str, body: SegmentCreate, actor: str, warehouse: Warehouse | None = None
+    ) -> dict[str, Any]:
+        self.validate(workspace_id, body.definition, warehouse=warehouse)
         now, sid = datetime.now(UTC), new_id("seg")
         row = {"id": sid, "workspace_id": workspace_id, "name": body.name, "description": body.description,
                "current_version": 1, "created_at": now, "created_by": actor, "updated_at": now,
@@ -134,13 +136,20 @@ class SavedSegments:
                                            definition=body.definition, created_at=now, created_by=actor))  # fmt: skip
         return self.get(workspace_id, sid)
 
-    def update(self, workspace_id: str, segment_id: str, body: SegmentUpdate, actor: str) -> dict[str, Any]:
+    def update(
+        self,
+        workspace_id: str,
+        segment_id: str,
+        body: SegmentUpdate,
+        actor: str,
+        warehouse: Warehouse | None = None,
+    ) -> dict[str, Any]:
         if body.name is None and body.description is None and body.definition is None:
             raise InvalidInput("没有要修改的内容 / nothing to update: give name, description or definition",
                                code="nothing_to_update")  # fmt: skip
         now = datetime.now(UTC)
         if body.definition is not None:
-            self.validate(workspace_id, body.definition, segment_id)
+            self.validate(workspace_id, body.definition, segment_id, warehouse)
         with _writing(self.engine, body.name or "") as conn:
             row = _require(conn, workspace_id, segment_id, lock=True)
             name = body.name if body.name is not None else row.name
@@ -197,11 +206,18 @@ class SavedSegments:
             conn.execute(update(_S).where(_S.c.id == segment_id).values(**values))
 
     def validate(
-        self, workspace_id: str, data: dict[str, Any] | Definition, own_id: str | None = None
+        self,
+        workspace_id: str,
+        data: dict[str, Any] | Definition,
+        own_id: str | None = None,
+        warehouse: Warehouse | None = None,
     ) -> Definition:
-        """A definition checked in full: the language, then the segments it names."""
+        """A definition checked in full: the language, the segments it names, and (given the
+        warehouse) everything the compiler checks: fields, event groups, literal types."""
         definition = parse_definition(data)
         check_references(definition, lambda sid: self.definition(workspace_id, sid), own_id)
+        if warehouse is not None:
+            compile_segment(definition, self.context(warehouse, workspace_id))  # built, never run
         return definition
 
 

@@ -14,7 +14,7 @@ from quanyu.platform import Platform
 from quanyu.segments import membership
 from quanyu.segments.definition import json_schema
 from quanyu.segments.event_groups import EventGroupSpec
-from quanyu.segments.export import to_csv, to_parquet
+from quanyu.segments.export import export
 from quanyu.segments.preview import MAX_SAMPLE, preview
 from quanyu.segments.saved import SegmentCreate, SegmentUpdate
 
@@ -75,8 +75,16 @@ def list_segments(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
 
 @router.post("", operation_id="create_segment", status_code=201)
 def create_segment(body: SegmentCreate, caller: Caller, platform: PlatformDep) -> dict[str, Any]:
-    """Save a segment (version 1). Members are computed by the next refresh."""
-    return platform.segments.create(caller.workspace_id, body, _actor(caller))
+    """Save a segment (version 1), checked in full as a preview would be; members are computed
+    by the next refresh."""
+    return platform.segments.create(caller.workspace_id, body, _actor(caller), platform.warehouse)
+
+
+@router.post("/refresh", operation_id="refresh_all_segments")
+def refresh_all_segments(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+    """Refresh every segment of the workspace now: what each one did, and the ones that failed."""
+    return membership.refresh_workspace(platform.warehouse, platform.segments, caller.workspace_id,
+                                        mode="on_demand", timeout=_timeout(platform))  # fmt: skip
 
 
 @router.get("/{segment_id}", operation_id="get_segment")
@@ -90,7 +98,7 @@ def update_segment(
     segment_id: str, body: SegmentUpdate, caller: Caller, platform: PlatformDep
 ) -> dict[str, Any]:
     """Change the name, description or definition: a new version; the old ones are kept."""
-    return platform.segments.update(caller.workspace_id, segment_id, body, _actor(caller))
+    return platform.segments.update(caller.workspace_id, segment_id, body, _actor(caller), platform.warehouse)
 
 
 @router.delete("/{segment_id}", operation_id="delete_segment")
@@ -123,8 +131,7 @@ def segment_members(
     platform.segments.current(caller.workspace_id, segment_id)  # 404 for unknown and deleted ones
     if format == "json":
         return membership.members_page(platform.warehouse, caller.workspace_id, segment_id, limit, cursor)
-    rows = membership.all_members(platform.warehouse, caller.workspace_id, segment_id)
-    body = to_csv(rows) if format == "csv" else to_parquet(rows)
+    body = export(platform.warehouse, caller.workspace_id, segment_id, format)
     media = "text/csv; charset=utf-8" if format == "csv" else "application/vnd.apache.parquet"
     disposition = f'attachment; filename="{segment_id}.{format}"'
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})

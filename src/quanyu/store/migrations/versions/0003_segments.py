@@ -64,7 +64,10 @@ def upgrade() -> None:
     op.create_table(
         "event_groups",
         sa.Column(
-            "workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+            "workspace_id",
+            sa.String(40),
+            sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("description", sa.Text(), nullable=False),
