@@ -35,7 +35,9 @@ import ibis.expr.datatypes as dt
 
 from quanyu.errors import InvalidInput
 from quanyu.identity.identifiers import IdentifierTypes
+from quanyu.profiles.conditions import tag_name
 from quanyu.profiles.fields import FIELDS, Kind
+from quanyu.profiles.identifiers import REACH
 from quanyu.segments import windows
 from quanyu.segments.definition import (
     AggregateTest,
@@ -53,6 +55,7 @@ from quanyu.segments.definition import (
     TagCondition,
     TimeTest,
     TraitCondition,
+    path_of,
 )
 from quanyu.warehouse.base import Warehouse
 from quanyu.warehouse.schema import TS
@@ -158,9 +161,9 @@ class _Compiler:
         if isinstance(c, IdentifierCondition):
             return self.identifier(c, path)
         if isinstance(c, TagCondition):
-            return self.p.tags.contains(_text(c.tag)).fill_null(False)
+            return self.p.tags.contains(_text(_tag(c.tag, f"{path}.tag"))).fill_null(False)
         if isinstance(c, ReachableCondition):
-            return self.p.reachable_channels.contains(_text(c.reachable)).fill_null(False)
+            return self.p.reachable_channels.contains(_text(_channel(c.reachable, path))).fill_null(False)
         if isinstance(c, SegmentCondition):
             return self.segment(c, path, stack)
         if isinstance(c, EventCondition):
@@ -198,7 +201,7 @@ class _Compiler:
             return inside if c.op == "within" else ~inside & stamp.notnull()
         if c.op == "anniversary_within":
             return self._anniversary(kind, column, c.value, path)
-        return _compare(kind, column, c.op, c.value, where, self.now, self.ctx.timezone)
+        return _compare(kind, column, c.op, c.value, path, self.now, self.ctx.timezone)
 
     def _profile_field(self, name: str, path: str) -> tuple[Kind, Any]:
         if name in FIELDS and not name.startswith("traits."):
@@ -413,7 +416,7 @@ class _Compiler:
         if f.op in ("exists", "not_exists"):
             _no_value(f.value, f"{path}.value", f.op)
             return column.notnull() if f.op == "exists" else column.isnull()
-        return _compare(kind, column, f.op, f.value, f"{path}.value", self.now, self.ctx.timezone)
+        return _compare(kind, column, f.op, f.value, path, self.now, self.ctx.timezone)
 
     def _number(self, e: ibis.Table, name: str, path: str) -> Any:
         if name in EVENT_NUMBER_COLUMNS:
@@ -447,10 +450,15 @@ def _trait_time(value: Any) -> Any:
 
 
 def _compare(
-    kind: Kind, column: Any, op: str, value: Any, where: str, now: datetime, zone: ZoneInfo
+    kind: Kind, column: Any, op: str, value: Any, path: str, now: datetime, zone: ZoneInfo
 ) -> ibis.BooleanValue:
-    """`column op value`, two-valued: a missing value fails every test except neq / not_in /
-    not_contains (someone without a city is "not in 上海")."""
+    """`column op value` for the condition at `path`, two-valued: a missing value fails every
+    test except neq / not_in / not_contains (someone without a city is "not in 上海")."""
+    where = f"{path}.value"
+    if op in ("contains", "not_contains", "starts_with") and kind not in (Kind.TEXT, Kind.TRAIT):
+        raise bad(f"{path}.op", f"{op} 只适用于文本 / {op} applies to text")
+    if kind is Kind.BOOLEAN and op not in ("eq", "neq", "in", "not_in"):
+        raise bad(f"{path}.op", f"{op} 不适用于真假值 / {op} does not apply to true/false")
     if op in ("in", "not_in"):
         values = _list(value, where)
         col, literals = _typed(kind, column, values, where, now, zone)
@@ -462,16 +470,12 @@ def _compare(
         col, (low, high) = _typed(kind, column, pair, where, now, zone)
         test = (col >= low) & (col <= high)
     elif op in ("contains", "not_contains", "starts_with"):
-        if kind not in (Kind.TEXT, Kind.TRAIT):
-            raise bad(where, f"{op} 只适用于文本 / {op} applies to text")
         text = _text(_string(value, where))
         col = _trait_text(column) if kind is Kind.TRAIT else column
         test = col.startswith(text) if op == "starts_with" else col.contains(text)
     else:
         col, (literal,) = _typed(kind, column, [value], where, now, zone)
-        if kind is Kind.BOOLEAN and op not in ("eq", "neq"):
-            raise bad(where, f"{op} 不适用于真假值 / {op} does not apply to true/false")
-        test = _ordered(col, op, literal)
+        test = _ordered(col, "eq" if op == "neq" else op, literal)
     if op in ("neq", "not_in", "not_contains"):
         return (~test).fill_null(True)
     return test.fill_null(False)
@@ -480,7 +484,7 @@ def _compare(
 def _ordered(column: Any, op: str, literal: Any) -> ibis.BooleanValue:
     return {
         "eq": lambda: column == literal,
-        "neq": lambda: column == literal,  # negated by the caller
+        "neq": lambda: column != literal,
         "gt": lambda: column > literal,
         "gte": lambda: column >= literal,
         "lt": lambda: column < literal,
@@ -546,9 +550,11 @@ def _window(value: Any, where: str) -> Any:
     try:
         return TypeAdapter(Window).validate_python(value)
     except ValidationError as exc:
+        first = exc.errors()[0]
+        inner = path_of(first["loc"])
         raise bad(
-            where,
-            f'需要时间窗口 / needs a window such as {{"last": 30, "unit": "day"}}: {exc.errors()[0]["msg"]}',
+            where if inner == "(root)" else f"{where}{'' if inner.startswith('[') else '.'}{inner}",
+            f'需要时间窗口 / needs a window such as {{"last": 30, "unit": "day"}}: {first["msg"]}',
         ) from None
 
 
@@ -607,6 +613,24 @@ def _list(value: Any, where: str) -> list[Any]:
 def _no_value(value: Any, where: str, op: str) -> None:
     if value is not None:
         raise bad(where, f"{op} 不需要取值 / {op} takes no value")
+
+
+def _tag(value: str, where: str) -> str:
+    """The tag as profiles store it (NFKC, trimmed), so `ＶＩＰ ` finds `VIP`."""
+    try:
+        return tag_name(value)
+    except InvalidInput as exc:
+        raise bad(where, exc.message) from None
+
+
+def _channel(value: str, path: str) -> str:
+    known = sorted({r.channel for r in REACH})
+    if value not in known:
+        raise bad(
+            f"{path}.reachable",
+            f"未知触达渠道 / unknown channel {value[:40]!r}; known: {', '.join(known)}",
+        )
+    return value
 
 
 def _is_int(value: Any) -> bool:

@@ -23,6 +23,7 @@ JSON path of the bad node (`compiler`). Sizes are bounded before pydantic sees a
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -465,11 +466,13 @@ _MAX_RAW_DEPTH = 4 * MAX_DEPTH + 12
 def _check_size(data: Any) -> None:
     """Walk the raw document without recursion and refuse one past the bounds, so a hostile
     document costs little to refuse. `level` counts the groups and nots around a node (the
-    root group is level 0)."""
-    stack: list[tuple[Any, int, int]] = [(data, 0, -1)]
+    root group is level 0). Text with control characters (NUL, escapes, line breaks) or lone
+    surrogates is refused here too, wherever it sits: no such text belongs in a definition, and
+    some of it cannot even be written into a SQL literal."""
+    stack: list[tuple[Any, int, int, tuple[Any, ...]]] = [(data, 0, -1, ())]
     conditions = 0
     while stack:
-        node, depth, level = stack.pop()
+        node, depth, level, loc = stack.pop()
         if depth > _MAX_RAW_DEPTH:
             raise _too_big(f"nesting is at most {MAX_DEPTH} groups deep (最多嵌套 {MAX_DEPTH} 层)")
         if isinstance(node, Mapping):
@@ -479,15 +482,34 @@ def _check_size(data: Any) -> None:
                     raise _too_big(f"nesting is at most {MAX_DEPTH} groups deep (最多嵌套 {MAX_DEPTH} 层)")
             if any(k in node for k in _LEAVES) and "property" not in node:
                 conditions += 1
-            stack.extend((value, depth + 1, level) for value in node.values())
+            for key, value in node.items():
+                _check_text(key, loc)
+                stack.append((value, depth + 1, level, (*loc, key)))
         elif isinstance(node, list):
             if len(node) > MAX_LIST:
                 raise _too_big(f"a list holds at most {MAX_LIST} items (列表最多 {MAX_LIST} 项)")
-            stack.extend((item, depth + 1, level) for item in node)
-        elif isinstance(node, str) and len(node) > MAX_TEXT:
-            raise _too_big(f"a text value is at most {MAX_TEXT} characters (文本最长 {MAX_TEXT} 字符)")
+            stack.extend((item, depth + 1, level, (*loc, i)) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            if len(node) > MAX_TEXT:
+                raise _too_big(f"a text value is at most {MAX_TEXT} characters (文本最长 {MAX_TEXT} 字符)")
+            _check_text(node, loc)
     if conditions > MAX_CONDITIONS:
         raise _too_big(f"at most {MAX_CONDITIONS} conditions (最多 {MAX_CONDITIONS} 个条件)")
+
+
+def _check_text(text: Any, loc: tuple[Any, ...]) -> None:
+    if isinstance(text, str) and not text.isprintable() and any(_unwritable(ch) for ch in text):
+        where = path_of(loc)
+        message = "text may not contain control characters (文本不能含控制字符)"
+        raise InvalidInput(
+            f"分群定义无效 / invalid segment definition at {where}: {message}",
+            code="invalid_segment",
+            details=[{"path": where, "message": message}],
+        )
+
+
+def _unwritable(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cs")
 
 
 def _too_big(reason: str) -> InvalidInput:
