@@ -4,6 +4,8 @@ nothing; pages walk every member once."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +17,7 @@ from quanyu.platform import Platform
 from quanyu.segments.event_groups import EventGroupSpec
 from quanyu.segments.membership import log_page, members_page, refresh_membership, refresh_workspace
 from quanyu.segments.saved import SegmentCreate, SegmentUpdate
+from quanyu.segments.schedule import run_schedule
 from segments.segmentkit import BOUGHT_LAST_30, NOT_REACHED_30, NOW, rematerialise
 from testkit import Tenant
 
@@ -161,3 +164,26 @@ def test_refreshing_a_workspace_keeps_going_past_a_failing_segment(
     assert [(f["segment_id"], f["code"]) for f in done["failed"]] == [(slow, "segment_timeout")]
     assert "QUANYU_SEGMENT_TIMEOUT_SECONDS" in platform.segments.get(ws, slow)["membership"]["error"]
     assert platform.segments.get(ws, good)["membership"]["members"] == 3
+
+
+def test_the_schedule_refreshes_every_segment_until_stopped(
+    platform: Platform, tenant: Tenant, shop: Ledger
+) -> None:
+    ws = tenant.workspace_id
+    sid = save(platform, ws, "买过 Ever bought", {"conditions": [{"event": "Order Completed"}]})
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=run_schedule,
+        args=(stop, 0.05, lambda: platform.warehouse, platform.segments, lambda: [ws], 5.0),
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while platform.segments.get(ws, sid)["membership"]["members"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=20)
+    assert not worker.is_alive()
+    assert platform.segments.get(ws, sid)["membership"]["members"] == 3
+    assert {e["mode"] for e in log_page(platform.warehouse, ws, sid)["items"]} == {"scheduled"}
