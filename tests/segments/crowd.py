@@ -23,7 +23,8 @@ import pyarrow as pa
 
 from profiles.profilekit import T0, Ledger
 from quanyu.identity.identifiers import IdentifierTypes
-from quanyu.profiles import add_tag, refresh
+from quanyu.profiles import refresh
+from quanyu.profiles.tags import MANUAL, log_rows
 from quanyu.segments.compiler import compile_segment, segment_context
 from quanyu.segments.definition import Definition, parse_definition
 from quanyu.warehouse.base import Append, Warehouse
@@ -91,8 +92,9 @@ class World:
         if self.identifiers:
             rows = pa.Table.from_pylist(self.identifiers, schema=IDENTITY_NODES.to_pyarrow())
             self.warehouse.write([Append("identity_nodes", rows)])
-        for person, tag in self.tags:
-            add_tag(self.warehouse, self.workspace_id, f"prof_{person}", tag, actor="test")
+        if self.tags:  # manual tags, as add_tag logs them (in one write)
+            changes = [(f"prof_{person}", tag, MANUAL, "add", "test") for person, tag in self.tags]
+            self.warehouse.write([Append("profile_tags", log_rows(self.workspace_id, changes, T0))])
         refresh(self.warehouse, self.workspace_id, now=self.now)
         return self
 
