@@ -121,8 +121,9 @@ def segment_context(
 
 def members(definition: Definition, ctx: SegmentContext) -> ibis.Table:
     """The members' profile rows (every column), for previews and breakdowns."""
-    profiles = ctx.profiles.filter(ctx.profiles.workspace_id == _text(ctx.workspace_id))
-    return profiles.filter(_Compiler(ctx, profiles).group(definition, "", ()))
+    profiles = ctx.profiles
+    test = _Compiler(ctx, profiles).group(definition, "", ())
+    return profiles.filter(profiles.workspace_id == _text(ctx.workspace_id), test)
 
 
 def predicate(definition: Definition, ctx: SegmentContext, profiles: ibis.Table) -> ibis.BooleanValue:
@@ -292,34 +293,37 @@ class _Compiler:
     # -- event conditions ----------------------------------------------------------------------
 
     def matching_events(self, c: EventCondition, path: str) -> ibis.Table:
-        """The person-attributed events a condition's filters keep (before any count)."""
+        """The person-attributed events a condition's filters keep (before any count).
+
+        One filter with every predicate (each separate `.filter` is another SELECT for Ibis to
+        merge, which costs compile time), none wrapped for NULLs: a WHERE drops unknowns anyway,
+        and a bare `timestamp >= …` is what lets the engine skip row groups by their min/max.
+        """
         e = self.events
+        tests: list[ibis.BooleanValue] = [e.profile_id.notnull()]
         names = self._names(c.event, c.event_group, path)
         if c.type in ("page", "screen"):
-            e = e.filter(e.type == _text(c.type))
+            tests.append(e.type == _text(c.type))
             if names is not None:
-                e = e.filter(e.name.isin([_text(n) for n in names]))
+                tests.append(e.name.isin([_text(n) for n in names]))
         else:
             if c.type is not None:
-                e = e.filter(e.type == _text(c.type))
+                tests.append(e.type == _text(c.type))
             if names is not None:
-                e = e.filter(e.event.isin([_text(n) for n in names]))
+                tests.append(e.event.isin([_text(n) for n in names]))
         for column, wanted in (
             ("channel", c.channel),
             ("source_type", c.source_type),
             ("source_id", c.source_id),
         ):
             if wanted is not None:
-                e = e.filter(e[column].isin([_text(_string(v, f"{path}.{column}")) for v in wanted]))
+                tests.append(e[column].isin([_text(_string(v, f"{path}.{column}")) for v in wanted]))
         if c.window is not None:
-            e = e.filter(
-                _in_interval(
-                    e.timestamp, windows.resolve(c.window, self.now, self.ctx.timezone, f"{path}.window")
-                )
-            )
+            interval = windows.resolve(c.window, self.now, self.ctx.timezone, f"{path}.window")
+            tests.extend(_bounds(e.timestamp, interval))
         for i, f in enumerate(c.where):
-            e = e.filter(self._property(e, f, f"{path}.where[{i}]"))
-        return e.filter(e.profile_id.notnull())
+            tests.append(self._property(e, f, f"{path}.where[{i}]"))
+        return e.filter(*tests)
 
     def event(self, c: EventCondition, path: str) -> ibis.BooleanValue:
         e = self.matching_events(c, path)
@@ -531,15 +535,18 @@ def _zero_passes(count: CountTest | None, aggregates: list[Any], first: Any, las
             "lt": count.value > 0, "lte": True}[count.op]  # fmt: skip
 
 
-def _in_interval(column: Any, interval: windows.Interval) -> ibis.BooleanValue:
+def _bounds(column: Any, interval: windows.Interval) -> list[ibis.BooleanValue]:
     tests = []
     if interval.start is not None:
         tests.append(column >= _ts(interval.start))
     if interval.end is not None:
         tests.append(column < _ts(interval.end))
-    if not tests:
-        return column.notnull()
-    return ibis.and_(*tests).fill_null(False)
+    return tests or [column.notnull()]
+
+
+def _in_interval(column: Any, interval: windows.Interval) -> ibis.BooleanValue:
+    """Two-valued: a missing time is outside every window (safe under NOT)."""
+    return ibis.and_(*_bounds(column, interval)).fill_null(False)
 
 
 def _window(value: Any, where: str) -> Any:
