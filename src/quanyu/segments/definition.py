@@ -32,9 +32,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StringConstraints,
     Tag,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic.config import JsonDict
@@ -70,8 +70,10 @@ def _names_kind(value: Any) -> str:
 
 # One event name or several. The union members are tagged ("~…", dropped from error paths) so a
 # bad value is reported at `event`, not at pydantic's `event.list[str]`.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Names = Annotated[
-    Annotated[str, Tag("~one")] | Annotated[list[str], Tag("~list")], Discriminator(_names_kind)
+    Annotated[Name, Tag("~one")] | Annotated[list[Name], Tag("~list"), Field(min_length=1, max_length=50)],
+    Discriminator(_names_kind),
 ]
 
 
@@ -264,16 +266,6 @@ class EventCondition(_Model):
     first_time: TimeTest | None = None
     last_time: TimeTest | None = None
 
-    @field_validator("event")
-    @classmethod
-    def _names(cls, value: str | list[str] | None) -> str | list[str] | None:
-        names = [value] if isinstance(value, str) else value or []
-        if isinstance(value, list) and not value:
-            raise ValueError("event needs at least one name (事件名不能为空)")
-        if len(names) > 50 or any(not n or len(n) > 200 for n in names):
-            raise ValueError("event names: 1–50 names of 1–200 characters (事件名过多或过长)")
-        return value
-
     @model_validator(mode="after")
     def _what(self) -> EventCondition:
         if self.event is None and self.event_group is None and self.type is None:
@@ -309,7 +301,10 @@ class SequenceStep(_Model):
         return self
 
     def as_event(self) -> EventCondition:
-        return EventCondition(**self.model_dump(exclude_none=True))
+        """The step as an event condition (already validated: nothing to check twice)."""
+        return EventCondition.model_construct(
+            **{name: getattr(self, name) for name in type(self).model_fields}
+        )
 
 
 class SequenceSpec(_Model):
