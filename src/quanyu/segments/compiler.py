@@ -69,8 +69,8 @@ EVENT_TEXT_COLUMNS = frozenset({
     "order_id", "store_id", "guide_id", "utm_campaign", "utm_source", "utm_medium", "utm_term", "utm_content",
 })  # fmt: skip
 EVENT_NUMBER_COLUMNS = frozenset({"amount"})
-# Trait and property keys: word characters (any script), dots and dashes. They are looked up as
-# map keys, never parsed as JSON paths.
+# Trait and property keys: word characters (any script), dots and dashes. Each is looked up as
+# one key (a JSON pointer to it, `_json_key`), never parsed as a JSON path.
 _KEY = re.compile(r"^\w[\w.\-]{0,79}$")
 
 
@@ -136,12 +136,7 @@ class _Compiler:
         self.ctx = ctx
         self.p = profiles
         self.now = ctx.now.astimezone(UTC)
-        events = ctx.events
-        self.events = (
-            events.filter(events.workspace_id == _text(ctx.workspace_id))
-            if "workspace_id" in events.columns
-            else events
-        )
+        self.events = ctx.events
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -249,7 +244,7 @@ class _Compiler:
         ):
             raise bad(where, 'anniversary_within takes {"days": N} with 0 ≤ N ≤ 366 (如 {"days": 7})')
         if kind is Kind.TRAIT:
-            local = _trait_text(column).try_cast(dt.date)  # a birthday is a date, not an instant
+            local = column.try_cast(dt.date)  # a birthday is a date, not an instant
         else:
             stamp = self._as_time(kind, column, path)
             # Month and day as the workspace sees them (its offset at the evaluation moment).
@@ -300,7 +295,13 @@ class _Compiler:
         and a bare `timestamp >= …` is what lets the engine skip row groups by their min/max.
         """
         e = self.events
+        # The workspace filter goes into each condition's own filter. A shared filtered table
+        # would be one relation used by several subqueries, which Ibis turns into a CTE as soon
+        # as a JSON function (a builtin UDF, which it will not merge) sits above it: DuckDB then
+        # materialises every event of the workspace instead of scanning with each filter.
         tests: list[ibis.BooleanValue] = [e.profile_id.notnull()]
+        if "workspace_id" in e.columns:
+            tests.insert(0, e.workspace_id == _text(self.ctx.workspace_id))
         names = self._names(c.event, c.event_group, path)
         if c.type in ("page", "screen"):
             tests.append(e.type == _text(c.type))
@@ -420,14 +421,16 @@ class _Compiler:
         if f.op in ("exists", "not_exists"):
             _no_value(f.value, f"{path}.value", f.op)
             return column.notnull() if f.op == "exists" else column.isnull()
-        return _compare(kind, column, f.op, f.value, path, self.now, self.ctx.timezone)
+        # A WHERE test: left bare when a missing value fails anyway, so that the engine can use
+        # it as a scan filter (`amount >= 100` skips row groups by min/max; a COALESCE does not).
+        return _compare(kind, column, f.op, f.value, path, self.now, self.ctx.timezone, in_filter=True)
 
     def _number(self, e: ibis.Table, name: str, path: str) -> Any:
         if name in EVENT_NUMBER_COLUMNS:
             return e[name]
         if name in EVENT_TEXT_COLUMNS or not _valid_key(name):
             raise bad(path, f"需要数值属性 / {name!r} is not a numeric property")
-        return _trait_text(_json_key(e.properties, name)).try_cast(dt.float64)
+        return _json_key(e.properties, name).try_cast(dt.float64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -440,24 +443,34 @@ def _json_text(json: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
 
 
 def _json_key(column: Any, key: str) -> Any:
-    # A map lookup, not a JSON path: a key like `a.b` must not be read as a path.
-    return column.try_cast(dt.Map(dt.string, dt.json))[_text(key)]
+    """The text of one top-level key of a JSON object (NULL when missing or JSON null).
+
+    A JSON pointer (`/key`) names exactly one key: keys are word characters, dots and dashes
+    (`_valid_key`), never `/` or `~`, so `a.b` is the key "a.b", not a path. Reading one key
+    this way is about three times faster in DuckDB than casting the object to a map."""
+    assert _valid_key(key)
+    return _json_text(column, _text("/" + key))
 
 
-def _trait_text(value: Any) -> Any:
-    return _json_text(value, ibis.literal("$", type=dt.string))
-
-
-def _trait_time(value: Any) -> Any:
-    text = _trait_text(value)
+def _trait_time(text: Any) -> Any:
     return text.try_cast(TS)
 
 
 def _compare(
-    kind: Kind, column: Any, op: str, value: Any, path: str, now: datetime, zone: ZoneInfo
+    kind: Kind,
+    column: Any,
+    op: str,
+    value: Any,
+    path: str,
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    in_filter: bool = False,
 ) -> ibis.BooleanValue:
     """`column op value` for the condition at `path`, two-valued: a missing value fails every
-    test except neq / not_in / not_contains (someone without a city is "not in 上海")."""
+    test except neq / not_in / not_contains (someone without a city is "not in 上海").
+    `in_filter`: the test only ever stands in a WHERE, where unknown already means no, so a
+    failing-when-missing test is returned without its NULL fold."""
     where = f"{path}.value"
     if op in ("contains", "not_contains", "starts_with") and kind not in (Kind.TEXT, Kind.TRAIT):
         raise bad(f"{path}.op", f"{op} 只适用于文本 / {op} applies to text")
@@ -475,14 +488,14 @@ def _compare(
         test = (col >= low) & (col <= high)
     elif op in ("contains", "not_contains", "starts_with"):
         text = _text(_string(value, where))
-        col = _trait_text(column) if kind is Kind.TRAIT else column
+        col = column
         test = col.startswith(text) if op == "starts_with" else col.contains(text)
     else:
         col, (literal,) = _typed(kind, column, [value], where, now, zone)
         test = _ordered(col, "eq" if op == "neq" else op, literal)
     if op in ("neq", "not_in", "not_contains"):
         return (~test).fill_null(True)
-    return test.fill_null(False)
+    return test if in_filter else test.fill_null(False)
 
 
 def _ordered(column: Any, op: str, literal: Any) -> ibis.BooleanValue:
@@ -510,14 +523,14 @@ def _typed(
         return column, [_text(_string(v, where)) for v in values]
     # A trait: numbers compare as numbers, true/false as JSON booleans, anything else as text.
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return _trait_text(column).try_cast(dt.float64), [
+        return column.try_cast(dt.float64), [
             ibis.literal(float(_number(v, where)), type=dt.float64) for v in values
         ]
     if all(isinstance(v, bool) for v in values):
-        return _trait_text(column), [_text("true" if v else "false") for v in values]
+        return column, [_text("true" if v else "false") for v in values]
     if all(isinstance(v, dict) for v in values):
         return _trait_time(column), [_ts(windows.instant(v, now, zone, where)) for v in values]
-    return _trait_text(column), [_text(_string(v, where)) for v in values]
+    return column, [_text(_string(v, where)) for v in values]
 
 
 def _aggregate_test(fn: str, test: AggregateTest, where: str) -> Callable[[ibis.Table], ibis.BooleanValue]:
