@@ -27,7 +27,13 @@ from crowd import NOW, World
 from profiles.profilekit import T0, Ledger
 from quanyu.errors import InvalidInput
 from quanyu.profiles import refresh
-from quanyu.segments.compiler import compile_segment, members, segment_context
+from quanyu.segments.compiler import (
+    MAX_COMPILED,
+    MAX_SEGMENT_DEPTH,
+    compile_segment,
+    members,
+    segment_context,
+)
 from quanyu.segments.definition import parse_definition
 
 EVERYONE = {"ann", "bob", "cai", "dan", "eve", "fay", "gus"}
@@ -190,6 +196,18 @@ def test_anniversaries_count_from_the_workspaces_today() -> None:
     [
         ({"trait": "revenue", "op": "gte", "value": 200}, {"ann", "bob", "gus"}),
         ({"trait": "order_count", "op": "eq", "value": 2}, {"ann", "gus"}),
+        ({"trait": "order_count", "op": "in", "value": [1]}, {"bob", "cai", "eve"}),
+        (
+            {"trait": "order_count", "op": "not_in", "value": [1, 2]},
+            {"dan", "fay"},
+        ),  # no orders: 0, not 1 or 2
+        ({"trait": "revenue", "op": "neq", "value": 200}, EVERYONE - {"ann"}),
+        (
+            {"trait": "revenue", "op": "lte", "value": 88},
+            {"cai", "eve", "dan", "fay"},
+        ),  # no orders: revenue 0
+        ({"trait": "revenue", "op": "lt", "value": 88}, {"cai", "dan", "fay"}),
+        ({"trait": "revenue", "op": "gt", "value": 1000}, {"gus"}),
         ({"trait": "order_count", "op": "gt", "value": 0}, BUYERS),
         ({"trait": "event_count", "op": "between", "value": [3, 4]}, {"ann", "bob", "eve"}),
         ({"trait": "avg_order_value", "op": "lt", "value": 90}, {"cai", "eve"}),
@@ -614,6 +632,29 @@ def test_cycles_are_refused_with_a_path(town: World) -> None:
     error = refused(town, {"conditions": [{"tag": "x"}, {"segment": "seg_self"}]})
     assert "seg_self → seg_self" in error.message
     assert error.details[0]["path"].startswith("conditions[1]")
+
+
+def test_segment_references_are_bounded(town: World) -> None:
+    """A chain of references deeper than MAX_SEGMENT_DEPTH is refused, and so are segments that
+    each use the one before three times (inlined, the query would triple at every step)."""
+    saved = dict(town.segments)
+    for i in range(MAX_SEGMENT_DEPTH + 1):
+        inner = [{"tag": "VIP"}] if i == 0 else [{"segment": f"seg_chain{i - 1}"}]
+        town.segments[f"seg_chain{i}"] = parse_definition({"conditions": inner})
+        inner = [{"tag": "VIP"}] if i == 0 else [{"segment": f"seg_thrice{i - 1}"}] * 3
+        town.segments[f"seg_thrice{i}"] = parse_definition({"match": "any", "conditions": inner})
+    try:
+        assert one(town, {"segment": f"seg_chain{MAX_SEGMENT_DEPTH - 1}"}) == {"ann"}
+        error = refused(town, {"conditions": [{"segment": f"seg_chain{MAX_SEGMENT_DEPTH}"}]})
+        assert error.details[0]["path"].endswith(".segment") and "seg_chain0" in error.message
+        assert one(town, {"not": {"segment": "seg_thrice5"}}) == EVERYONE - {"ann"}  # 607 conditions
+        with pytest.raises(InvalidInput) as caught:
+            town.members({"conditions": [{"segment": "seg_thrice6"}]})  # 1,822 conditions
+        assert caught.value.code == "segment_too_large" and str(MAX_COMPILED) in caught.value.message
+        assert caught.value.details[0]["path"].startswith("conditions[0]")
+    finally:
+        town.segments.clear()
+        town.segments.update(saved)
 
 
 def test_unknown_segment_is_refused_with_a_path(town: World) -> None:

@@ -61,6 +61,8 @@ from quanyu.warehouse.base import Warehouse
 from quanyu.warehouse.schema import TS
 
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
+MAX_SEGMENT_DEPTH = 8  # segments referring to segments referring to …
+MAX_COMPILED = 1000  # conditions in one query once referenced segments are inlined
 
 # Event fields a property filter may name that the warehouse keeps as typed columns; any other
 # name is a key of the event's `properties`.
@@ -135,7 +137,9 @@ class _Compiler:
     def __init__(self, ctx: SegmentContext, profiles: ibis.Table) -> None:
         self.ctx = ctx
         self.p = profiles
-        self.now = ctx.now.astimezone(UTC)
+        # A naive moment is taken as UTC, never as the server's local time.
+        self.now = (ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)).astimezone(UTC)
+        self.compiled = 0  # conditions compiled, inlined segments included
         self.events = ctx.events
 
     # -- composition ---------------------------------------------------------------------------
@@ -148,6 +152,16 @@ class _Compiler:
         return ibis.and_(*parts) if group.match == "all" else ibis.or_(*parts)
 
     def condition(self, c: Condition, path: str, stack: tuple[str, ...]) -> ibis.BooleanValue:
+        self.compiled += 1
+        if self.compiled > MAX_COMPILED:
+            # Each reference inlines a whole segment: a few segments that each use the one
+            # before twice would otherwise grow the query exponentially.
+            raise InvalidInput(
+                f"分群定义过大 / segment definition too large at {path}: more than {MAX_COMPILED} "
+                "conditions once the segments it uses are inlined (引用的分群展开后条件过多)",
+                code="segment_too_large",
+                details=[{"path": path, "message": f"more than {MAX_COMPILED} conditions once inlined"}],
+            )
         if isinstance(c, Group):
             return self.group(c, path, stack)
         if isinstance(c, NotCondition):
@@ -172,6 +186,12 @@ class _Compiler:
         if c.segment in stack:
             cycle = " → ".join([*stack, c.segment])
             raise bad(f"{path}.segment", f"分群循环引用 / segments refer to each other in a cycle: {cycle}")
+        if len(stack) >= MAX_SEGMENT_DEPTH:
+            chain = " → ".join([*stack, c.segment])
+            raise bad(
+                f"{path}.segment",
+                f"分群引用过深 / segments refer through at most {MAX_SEGMENT_DEPTH} others: {chain}",
+            )
         inner = self.ctx.segments(c.segment)
         if inner is None:
             raise bad(f"{path}.segment", f"未知分群 / unknown segment {c.segment!r}")
@@ -248,7 +268,7 @@ class _Compiler:
         else:
             stamp = self._as_time(kind, column, path)
             # Month and day as the workspace sees them (its offset at the evaluation moment).
-            offset = self.ctx.now.astimezone(self.ctx.timezone).utcoffset() or timedelta(0)
+            offset = self.now.astimezone(self.ctx.timezone).utcoffset() or timedelta(0)
             local = (stamp + ibis.interval(seconds=int(offset.total_seconds()))).cast(dt.Timestamp())
         month_day = local.month() * 100 + local.day()
         today = self.now.astimezone(self.ctx.timezone).date()
