@@ -63,8 +63,9 @@ _EVENTS = """
 def generate(warehouse: DuckDBWarehouse, people: int, events: int) -> float:
     started = time.perf_counter()
     cur = warehouse._cursor()
-    # A signed, seeded hash (DuckDB's own is unsigned, which list indexing refuses).
-    cur.execute("CREATE OR REPLACE TEMP MACRO h(i, s) AS CAST(hash(i, s) % 4294967296 AS BIGINT)")
+    # A signed, seeded hash (DuckDB's own is unsigned, which list indexing refuses). One
+    # argument: hash(i, s) of two combines them so that some bits of different seeds correlate.
+    cur.execute("CREATE OR REPLACE TEMP MACRO h(i, s) AS CAST(hash(i * 1000 + s) % 4294967296 AS BIGINT)")
     cities = "['上海', '杭州', '北京', '广州', '深圳', '成都', '南京', '苏州']"
     cur.execute(f"""
         INSERT INTO profiles (workspace_id, profile_id, traits, revenue, order_count, tags, reachable_channels,
@@ -243,18 +244,18 @@ SEGMENTS: list[tuple[str, dict[str, Any], str]] = [
         "GROUP BY profile_id HAVING sum(amount) >= 1000)",
     ),
     (
-        "heavy browsers: 10+ page views in the last 7 days",
+        "heavy browsers: 5+ page views in the last 30 days",
         {
             "conditions": [
                 {
                     "event": "Page Viewed",
-                    "window": {"last": 7, "unit": "day"},
-                    "count": {"op": "gte", "value": 10},
+                    "window": {"last": 30, "unit": "day"},
+                    "count": {"op": "gte", "value": 5},
                 }
             ]
         },
-        f"{P} AND profile_id IN ({E} AND event = 'Page Viewed' AND timestamp >= {_ts(7)} "
-        "GROUP BY profile_id HAVING count(*) >= 10)",
+        f"{P} AND profile_id IN ({E} AND event = 'Page Viewed' AND timestamp >= {_ts(30)} "
+        "GROUP BY profile_id HAVING count(*) >= 5)",
     ),
 ]
 
