@@ -37,6 +37,22 @@ TOUCH = ("Message Delivered", "Coupon Sent", "SMS Delivered", "WeCom Message Sen
 EVENT_GROUPS: dict[str, Sequence[str]] = {"touch": TOUCH, "orders": ("Order Completed",)}
 
 
+# The example of issue 4, the language's contract.
+ISSUE_EXAMPLE: dict[str, Any] = {
+    "match": "all",
+    "conditions": [
+        {"trait": "city", "op": "in", "value": ["上海", "杭州"]},
+        {"event": "Order Completed", "where": [{"property": "amount", "op": "gte", "value": 100}],
+         "window": {"last": 90, "unit": "day"}, "count": {"op": "gte", "value": 2}},
+        {"not": {"event": ["Message Delivered", "Coupon Sent"], "window": {"calendar": "this_month"}}},
+        {"identifier": "phone", "op": "exists"},
+        {"tag": "VIP"},
+        {"match": "any", "conditions": [{"segment": "seg_123"},
+                                        {"trait": "member_level", "op": "eq", "value": "gold"}]},
+    ],
+}  # fmt: skip
+
+
 @dataclass
 class World:
     ledger: Ledger

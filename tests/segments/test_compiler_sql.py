@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import ibis
 import pytest
 import sqlglot
-from crowd import EVENT_GROUPS, World, restaurant
+from crowd import EVENT_GROUPS, ISSUE_EXAMPLE, World, restaurant
 
 from quanyu.segments.compiler import SegmentContext, compile_segment, segment_context
 from quanyu.segments.definition import parse_definition
@@ -41,19 +41,7 @@ def example(name: str) -> dict[str, Any]:
 
 
 DEFINITIONS: dict[str, dict[str, Any]] = {
-    "issue_example": {
-        "match": "all",
-        "conditions": [
-            {"trait": "city", "op": "in", "value": ["上海", "杭州"]},
-            {"event": "Order Completed", "where": [{"property": "amount", "op": "gte", "value": 100}],
-             "window": {"last": 90, "unit": "day"}, "count": {"op": "gte", "value": 2}},
-            {"not": {"event": ["Message Delivered", "Coupon Sent"], "window": {"calendar": "this_month"}}},
-            {"identifier": "phone", "op": "exists"},
-            {"tag": "VIP"},
-            {"match": "any", "conditions": [{"segment": "seg_123"},
-                                            {"trait": "member_level", "op": "eq", "value": "gold"}]},
-        ],
-    },
+    "issue_example": ISSUE_EXAMPLE,
     "profile_fields": {
         "match": "any",
         "conditions": [

@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from crowd import ISSUE_EXAMPLE
 
 from quanyu.errors import InvalidInput
 from quanyu.segments.definition import (
@@ -37,21 +38,6 @@ from quanyu.segments.definition import (
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "segments" / "schema.json"
 EXAMPLES = Path(__file__).parent.parent.parent / "docs" / "examples" / "segments"
-
-# The example of issue 4, the language's contract.
-ISSUE_EXAMPLE: dict[str, Any] = {
-    "match": "all",
-    "conditions": [
-        {"trait": "city", "op": "in", "value": ["上海", "杭州"]},
-        {"event": "Order Completed", "where": [{"property": "amount", "op": "gte", "value": 100}],
-         "window": {"last": 90, "unit": "day"}, "count": {"op": "gte", "value": 2}},
-        {"not": {"event": ["Message Delivered", "Coupon Sent"], "window": {"calendar": "this_month"}}},
-        {"identifier": "phone", "op": "exists"},
-        {"tag": "VIP"},
-        {"match": "any", "conditions": [{"segment": "seg_123"},
-                                        {"trait": "member_level", "op": "eq", "value": "gold"}]},
-    ],
-}  # fmt: skip
 
 
 def refusal(document: Any) -> InvalidInput:
