@@ -167,6 +167,28 @@ def test_number_boolean_and_date_traits(town: World, condition: dict[str, Any], 
     assert one(town, condition) == expected
 
 
+def test_a_date_trait_is_a_day_in_the_workspaces_zone() -> None:
+    """A sign-up date of 1 April is in April wherever the workspace is: read as midnight UTC it
+    would be 31 March in New York."""
+    from zoneinfo import ZoneInfo
+
+    w = World.empty()
+    w.event("apr1", 1, "website", "Signed Up", traits={"joined": "2026-04-01"})
+    w.event("mar31", 1, "website", "Signed Up", traits={"joined": "2026-03-31"})
+    w.event("stamped", 1, "website", "Signed Up", traits={"joined": "2026-04-01T02:00:00Z"})
+    w.build()
+    april = {"trait": "joined", "op": "within", "value": {"calendar": "this_month"}}
+    for zone in ("America/New_York", "Asia/Shanghai", "UTC", "Pacific/Auckland"):
+        assert one(w, april, timezone=ZoneInfo(zone)) >= {"apr1"}, zone
+        assert "mar31" not in one(w, april, timezone=ZoneInfo(zone)), zone
+    # A time keeps its offset: 02:00 UTC on 1 April is 31 March 22:00 in New York.
+    assert one(w, april, timezone=ZoneInfo("America/New_York")) == {"apr1"}
+    assert one(w, april, timezone=ZoneInfo("Asia/Shanghai")) == {"apr1", "stamped"}
+    since = {"trait": "joined", "op": "gte", "value": {"days_ago": 29}}  # 1 April 00:00 UTC
+    assert one(w, since, timezone=ZoneInfo("UTC")) == {"apr1", "stamped"}
+    w.close()
+
+
 def test_anniversaries_count_from_the_workspaces_today() -> None:
     w = World.empty()
     w.event("leap", 1, "website", "Signed Up", traits={"birthday": "1992-02-29"})

@@ -251,7 +251,7 @@ class _Compiler:
         if kind is Kind.TIMESTAMP:
             return column
         if kind is Kind.TRAIT:
-            return _trait_time(column)
+            return _trait_time(column, self.now, self.ctx.timezone)
         raise bad(f"{path}.op", "只有时间字段可用时间窗口 / only time fields take a window")
 
     def _anniversary(self, kind: Kind, column: Any, value: Any, path: str) -> ibis.BooleanValue:
@@ -472,8 +472,15 @@ def _json_key(column: Any, key: str) -> Any:
     return _json_text(column, _text("/" + key))
 
 
-def _trait_time(text: Any) -> Any:
-    return text.try_cast(TS)
+def _trait_time(text: Any, now: datetime, zone: ZoneInfo) -> Any:
+    """A trait's time: an ISO-8601 time as written, and a bare date (`2026-04-01`, a sign-up
+    day) as midnight in the workspace's zone, as windows read dates: at midnight UTC it would
+    fall on the day before for a workspace west of Greenwich. The zone's offset is taken at
+    the evaluation moment."""
+    offset = now.astimezone(zone).utcoffset() or timedelta(0)
+    local = text.try_cast(dt.date).cast(dt.Timestamp())
+    midnight = (local - ibis.interval(seconds=int(offset.total_seconds()))).cast(TS)
+    return ibis.ifelse(text.length() == 10, midnight, text.try_cast(TS))
 
 
 def _compare(
@@ -549,7 +556,7 @@ def _typed(
     if all(isinstance(v, bool) for v in values):
         return column, [_text("true" if v else "false") for v in values]
     if all(isinstance(v, dict) for v in values):
-        return _trait_time(column), [_ts(windows.instant(v, now, zone, where)) for v in values]
+        return _trait_time(column, now, zone), [_ts(windows.instant(v, now, zone, where)) for v in values]
     return column, [_text(_string(v, where)) for v in values]
 
 
