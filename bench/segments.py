@@ -283,7 +283,9 @@ def main() -> None:
             print(f"  {generate(warehouse, args.people, args.events):.0f} s")
         with engine.begin() as conn:
             if conn.execute(select(Workspace.id).where(Workspace.id == WS)).first() is None:
-                conn.execute(insert(Workspace).values(id=WS, name="bench", timezone="Asia/Shanghai", created_at=NOW))
+                conn.execute(
+                    insert(Workspace).values(id=WS, name="bench", timezone="Asia/Shanghai", created_at=NOW)
+                )
         store.event_groups.put(
             WS, "touch", EventGroupSpec(events=TOUCH, description="触达 / touches"), "bench"
         )

@@ -44,17 +44,21 @@ def preview(
     definition = store.validate(workspace_id, dict(data))
     ctx = store.context(warehouse, workspace_id, now)
     rows = members(definition, ctx)
-    combos = run(warehouse, rows.group_by([*DIMENSIONS, "in_private_domain", "in_public_domain"]).aggregate(
-        n=rows.count()), timeout).to_pylist()  # fmt: skip
-    people = (
-        run(
-            warehouse,
-            rows.order_by("profile_id").limit(sample).select("profile_id", **key_fields(rows)),
-            timeout,
-        )
-        if sample
-        else None
+    # One evaluation of the segment: counts per combination of the dimensions, each with its
+    # lowest profile ids, from which the sample is the lowest overall. The sample's fields then
+    # come from a point lookup of those few ids.
+    by_combo = rows.group_by([*DIMENSIONS, "in_private_domain", "in_public_domain"]).aggregate(
+        n=rows.count(), ids=rows.profile_id.collect(order_by=rows.profile_id)[: max(sample, 1)]
     )
+    combos = run(warehouse, by_combo, timeout).to_pylist()
+    ids = sorted(pid for c in combos for pid in c["ids"] or [])[:sample]
+    people = None
+    if ids:
+        profiles = ctx.profiles
+        chosen = profiles.filter(profiles.workspace_id == ctx.workspace_id, profiles.profile_id.isin(ids))
+        people = run(
+            warehouse, chosen.order_by("profile_id").select("profile_id", **key_fields(chosen)), timeout
+        )
     return {
         "count": sum(c["n"] for c in combos),
         "sample": [_plain(r) for r in people.to_pylist()] if people is not None else [],
