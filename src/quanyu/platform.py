@@ -16,6 +16,7 @@ from quanyu.identity.declared_types import DeclaredTypes
 from quanyu.org.vault import Vault
 from quanyu.org.workspaces import Workspaces
 from quanyu.pipeline.worker import Pipeline, PipelineConfig
+from quanyu.segments.realtime import RealtimeSegments
 from quanyu.segments.saved import SavedSegments
 from quanyu.settings import Settings
 from quanyu.store import make_engine, upgrade
@@ -38,6 +39,7 @@ class Platform:
         self.quarantine = Quarantine(self.engine)
         self.identifier_types = DeclaredTypes(self.engine)
         self.segments = SavedSegments(self.engine, self.identifier_types.types_for)
+        self.realtime = RealtimeSegments(self.segments, settings.segment_realtime_timeout_seconds)
         self.backlog = BacklogGauge(
             self.queue, settings.max_backlog_events, settings.max_workspace_backlog_events
         )
@@ -66,8 +68,13 @@ class Platform:
                 future_after=timedelta(hours=s.future_timestamp_hours),
                 past_before=timedelta(days=s.past_timestamp_days),
             )
-            self._pipeline = Pipeline(self.queue, self.warehouse, self.sources, config,
-                                      types_for=self.identifier_types.types_for)  # fmt: skip
+            pipeline = Pipeline(self.queue, self.warehouse, self.sources, config,
+                                types_for=self.identifier_types.types_for)  # fmt: skip
+            # After each drain's profile refresh: realtime segments enter and exit.
+            pipeline.on_profiles.append(
+                lambda ws, ids: self.realtime.on_profiles(pipeline.warehouse, ws, ids)
+            )
+            self._pipeline = pipeline
         return self._pipeline
 
     def close(self) -> None:

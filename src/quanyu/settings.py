@@ -45,9 +45,11 @@ class Settings(BaseSettings):
     past_timestamp_days: int = Field(default=5 * 365, ge=1)
 
     # Saved segments: how often `serve` refreshes every segment's membership (0 = never on a
-    # schedule, only on demand), and how long one compiled segment query may run.
+    # schedule, only on demand), and how long one compiled segment query may run; a realtime
+    # segment's query in the pipeline gets less (it holds up the next drain).
     segment_refresh_seconds: float = Field(default=300, ge=0)
     segment_timeout_seconds: float = Field(default=30, gt=0)
+    segment_realtime_timeout_seconds: float = Field(default=5, gt=0)
 
     @field_validator("data_dir")
     @classmethod

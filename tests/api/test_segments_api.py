@@ -103,7 +103,9 @@ def test_crud_versions_refresh_members_and_log(client: TestClient, tenant: Tenan
     assert made["version"] == 1 and made["created_by"].startswith("token:")
     assert error(client, tenant, "POST", "/api/v1/segments", 409,
                  json={"name": "买家 Buyers", "definition": BUYERS})["code"] == "segment_name_taken"  # fmt: skip
-    assert [s["id"] for s in call(client, tenant, "GET", "/api/v1/segments")["items"]] == [sid]
+    listed = call(client, tenant, "GET", "/api/v1/segments")["items"]
+    assert [(s["id"], s["mode"]) for s in listed] == [(sid, "realtime")]
+    assert listed[0]["reasons"][0]["path"] == "(root)" and "realtime" in listed[0]["reasons"][0]["message"]
 
     ran = call(client, tenant, "POST", f"/api/v1/segments/{sid}/refresh")
     assert (ran["members"], ran["entered"], ran["exited"], ran["mode"]) == (3, 3, 0, "on_demand")
@@ -125,6 +127,7 @@ def test_crud_versions_refresh_members_and_log(client: TestClient, tenant: Tenan
     assert len(full) == 4 and full[0]["kind"] == "exited"
     shown = call(client, tenant, "GET", f"/api/v1/segments/{sid}")
     assert shown["membership"]["members"] == 2 and shown["definition"] == BIG_SPENDERS
+    assert shown["mode"] == "realtime"
 
     assert error(client, tenant, "GET", f"/api/v1/segments/{sid}/members", 400,
                  params={"cursor": "not a cursor"})["code"] == "invalid_cursor"  # fmt: skip
@@ -223,3 +226,40 @@ def test_a_query_past_its_time_limit_is_504(impatient: tuple[TestClient, Tenant,
     assert error(client, tenant, "POST", f"/api/v1/segments/{sid}/refresh", 504)["code"] == "segment_timeout"
     light = {"conditions": [{"event": "Page Viewed"}]}
     assert call(client, tenant, "POST", "/api/v1/segments/preview", json={"definition": light})["count"] == 1
+
+
+def test_modes_and_the_signal_stream(client: TestClient, tenant: Tenant, shop: Ledger) -> None:
+    twice = {"conditions": [{"event": "Order Completed", "count": {"op": "gte", "value": 2}}]}
+    made = call(
+        client, tenant, "POST", "/api/v1/segments", 201, json={"name": "两次 Twice", "definition": twice}
+    )
+    assert made["mode"] == "scheduled"
+    assert made["reasons"][0]["path"] == "conditions[0].count" and " / " in made["reasons"][0]["message"]
+    buyers = call(
+        client, tenant, "POST", "/api/v1/segments", 201, json={"name": "买家", "definition": BUYERS}
+    )
+    for sid in (made["id"], buyers["id"]):
+        call(client, tenant, "POST", f"/api/v1/segments/{sid}/refresh")
+
+    first = call(client, tenant, "GET", "/api/v1/segments/signals", params={"limit": 2})
+    assert [(s["signal"], s["segment_id"], s["profile_id"], s["mode"]) for s in first["items"]] == [
+        ("segment_entered", made["id"], "prof_li", "on_demand"),
+        ("segment_entered", buyers["id"], "prof_evil", "on_demand"),
+    ]
+    rest = call(client, tenant, "GET", "/api/v1/segments/signals", params={"after": first["next_cursor"]})
+    assert [s["profile_id"] for s in rest["items"]] == ["prof_han", "prof_li"]
+    assert rest["items"][-1]["cursor"] == rest["next_cursor"]
+    polled = call(client, tenant, "GET", "/api/v1/segments/signals", params={"after": rest["next_cursor"]})
+    assert polled == {"items": [], "next_cursor": rest["next_cursor"]}
+    only = call(client, tenant, "GET", "/api/v1/segments/signals", params={"segment_id": made["id"]})
+    assert [s["profile_id"] for s in only["items"]] == ["prof_li"]
+    assert error(client, tenant, "GET", "/api/v1/segments/signals", 400,
+                 params={"after": "bm90IGEgY3Vyc29y"})["code"] == "invalid_cursor"  # fmt: skip
+    assert (
+        error(client, tenant, "GET", "/api/v1/segments/signals", 400, params={"limit": 0})["code"]
+        == "invalid_request"
+    )
+
+    # Another workspace sees none of them.
+    other = new_tenant(client.app.state.platform, name="别家 Other")  # type: ignore[attr-defined]
+    assert call(client, other, "GET", "/api/v1/segments/signals")["items"] == []

@@ -62,7 +62,8 @@ def test_preview_create_refresh_and_export_locally(tmp_path: Path) -> None:
     )
     sid = made["id"]
     assert made["version"] == 1 and made["created_by"] == "cli"
-    assert sid in quanyu("segments", "list", "--data-dir", d).stdout
+    listed = quanyu("segments", "list", "--data-dir", d).stdout
+    assert sid in listed and "模式 mode" in listed and "实时 realtime" in listed
 
     refreshed = quanyu("segments", "refresh", sid, "--data-dir", d).stdout
     assert sid in refreshed and "进入 entered" in refreshed
@@ -71,6 +72,7 @@ def test_preview_create_refresh_and_export_locally(tmp_path: Path) -> None:
 
     shown = quanyu("segments", "show", sid, "--data-dir", d).stdout
     assert "买家 Buyers" in shown and "Order Completed" in shown and "成员 members" in shown
+    assert "why this mode" in shown and "every condition can be decided" in shown
     page = json.loads(quanyu("segments", "members", sid, "--limit", "2", "--data-dir", d, "--json").stdout)
     assert page["total"] == 3 and len(page["items"]) == 2 and page["next_cursor"]
     assert "--cursor" in quanyu("segments", "members", sid, "--limit", "2", "--data-dir", d).stdout
@@ -119,6 +121,20 @@ def test_segments_through_a_running_server(
     assert made["created_by"].startswith("token:")
     done = json.loads(run_cli("segments", "refresh", made["id"], "--data-dir", d, "--json", env=env).stdout)
     assert (done["members"], done["entered"]) == (1, 1)
+
+    # A realtime segment: the next buyer enters in the pipeline, no refresh asked for.
+    resp = httpx.post(f"{server.url}/v1/track", auth=(creds["write_key"], ""),
+                      json={"userId": "srv-2", "event": "Order Completed", "properties": {"total": 5}})  # fmt: skip
+    assert resp.status_code == 200
+    run_cli("pipeline", "run", "--once", "--data-dir", d, env=env)
+    shown = json.loads(run_cli("segments", "show", made["id"], "--data-dir", d, "--json", env=env).stdout)
+    assert shown["mode"] == "realtime" and shown["membership"]["members"] == 2
+    signals = httpx.get(f"{server.url}/api/v1/segments/signals", params={"segment_id": made["id"]},
+                        headers={"Authorization": f"Bearer {creds['api_token']}"}).json()["items"]  # fmt: skip
+    assert [(s["signal"], s["mode"]) for s in signals] == [
+        ("segment_entered", "on_demand"),
+        ("segment_entered", "realtime"),
+    ]
     out = tmp_path / "m.csv"
     run_cli("segments", "members", made["id"], "--format", "csv", "-o", str(out), "--data-dir", d, env=env)
     assert out.read_text("utf-8-sig").splitlines()[0].startswith('"profile_id"')

@@ -20,6 +20,7 @@ segments_app = typer.Typer(help="分群 / segments: preview, save, refresh, expo
 
 DefinitionFile = Annotated[Path, typer.Argument(help="分群定义 JSON 文件 / segment definition (JSON file)")]
 SegmentId = Annotated[str, typer.Argument(help="分群ID / segment id (seg_…)")]
+_MODES = {"realtime": "实时 realtime", "scheduled": "定时 scheduled"}
 _BREAKDOWNS = (
     ("preferred_channel", "常用渠道 / preferred channel"),
     ("first_touch_channel", "首触渠道 / first-touch channel"),
@@ -114,13 +115,13 @@ def list_command(
         emit_json(items)
         return
     rows = [
-        [s["id"], s["name"], f"v{s['version']}", _count(s["membership"]["members"]),
+        [s["id"], s["name"], f"v{s['version']}", _MODES[s["mode"]], _count(s["membership"]["members"]),
          (s["membership"]["refreshed_at"] or "")[:19], s["membership"]["error"] or ""]
         for s in items
     ]  # fmt: skip
     table(
         "分群 / segments",
-        ["ID", "名称 name", "版本 version", "成员 members", "刷新于 refreshed", "错误 error"],
+        ["ID", "名称 name", "版本 version", "模式 mode", "成员 members", "刷新于 refreshed", "错误 error"],
         rows,
     )
 
@@ -138,10 +139,16 @@ def show_command(
     m = body["membership"]
     pairs(f"分群 / segment {body['id']}", {
         "名称 name": body["name"], "说明 description": body["description"], "版本 version": body["version"],
+        "模式 mode": _MODES[body["mode"]],
         "成员 members": _count(m["members"]), "刷新于 refreshed at": m["refreshed_at"] or "—",
         "刷新版本 refreshed version": m["refreshed_version"] or "—", "错误 error": m["error"] or "",
         "修改 updated": f"{body['updated_at'][:19]} {body['updated_by']}",
     })  # fmt: skip
+    table(
+        "模式原因 / why this mode",
+        ["节点 path", "原因 reason"],
+        [[r["path"], r["message"]] for r in body["reasons"]],
+    )
     console.print("定义 / definition:")
     console.print(Syntax(orjson.dumps(body["definition"], option=orjson.OPT_INDENT_2).decode(), "json"))
     table("版本 / versions", ["版本 version", "名称 name", "时间 at", "作者 by"],

@@ -80,6 +80,9 @@ class Pipeline:
         self._sources: dict[str, SourceInfo] = {}
         self._lock = threading.Lock()
         self.identity = IdentityStage(warehouse, types_for, on_change=self._refresh_profiles)
+        # Called with (workspace, profile ids) once those people's profiles are refreshed: the
+        # realtime segments (segments/realtime.py). A failing hook is logged, never fatal.
+        self.on_profiles: list[Callable[[str, list[str]], object]] = []
 
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).
@@ -119,6 +122,11 @@ class Pipeline:
         from quanyu.profiles.materialise import refresh
 
         refresh(self.warehouse, workspace_id, profile_ids)
+        for hook in self.on_profiles:
+            try:
+                hook(workspace_id, profile_ids)
+            except Exception:
+                log.exception("profiles-changed hook %r failed for %s", hook, workspace_id)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():

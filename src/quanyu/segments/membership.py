@@ -5,17 +5,22 @@ A refresh compiles the segment's current definition, compares it with the stored
 one query (a full outer join: only the differences come back), and writes the entries, the
 exits and their log rows in one warehouse transaction. Nothing changed, nothing written: a
 second refresh over the same data logs nothing. Refreshes of one segment never overlap.
+
+`refresh_people` does the same for some people only (the pipeline's realtime step: those a
+drain touched). Log rows are numbered (`seq`) in commit order, and the signals of each commit
+go to the in-process subscribers (`signals.Signals`) once it is durable.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
 import orjson
@@ -24,12 +29,17 @@ import pyarrow.compute as pc
 
 from quanyu.errors import InvalidInput, QuanyuError
 from quanyu.org.credentials import new_id
+from quanyu.profiles.scope import among
 from quanyu.segments.compiler import compile_segment
+from quanyu.segments.definition import Definition
 from quanyu.segments.evaluation import DEFAULT_TIMEOUT, run
-from quanyu.segments.saved import SavedSegments
+from quanyu.segments.signals import Signal
 from quanyu.warehouse.base import Append, Delete, Replace, Warehouse
 from quanyu.warehouse.events import EPOCH, to_micros
 from quanyu.warehouse.schema import SEGMENT_MEMBERS, SEGMENT_MEMBERSHIP_LOG
+
+if TYPE_CHECKING:
+    from quanyu.segments.saved import SavedSegments
 
 Mode = Literal["scheduled", "on_demand", "realtime"]
 MAX_PAGE = 1000
@@ -37,6 +47,9 @@ _MEMBER_ROWS = SEGMENT_MEMBERS.to_pyarrow()
 _LOG_ROWS = SEGMENT_MEMBERSHIP_LOG.to_pyarrow()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+# Held from numbering log rows to their commit, so `seq` follows commit order (the signal
+# cursor relies on it: nothing ever commits behind a number a reader has seen).
+_log_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,7 @@ class Refresh:
     run_id: str
     mode: str
     at: datetime
-    members: int
+    members: int | None
     entered: int
     exited: int
     elapsed_ms: int
@@ -154,19 +167,58 @@ def refresh_membership(
         compiled = compile_segment(definition, store.context(warehouse, workspace_id, at))
         members = warehouse.table("segment_members")
         diff = run(warehouse, differences(compiled, members, workspace_id, segment_id), timeout)
-        run_id = new_id("run")
-        entered = diff.filter(diff["entered"]).column("profile_id")
-        exited = diff.filter(pc.invert(diff["entered"])).column("profile_id")
-        if diff.num_rows:
-            warehouse.write(_changes(workspace_id, segment_id, version, run_id, mode, at, entered, exited))
+        this = _Run(workspace_id, segment_id, version, mode, at)
+        entered, exited, signals = _commit(warehouse, store, this, diff)
         count = int(
             run(warehouse, current_members(members, workspace_id, segment_id).count(), timeout)
             .column(0)[0]
             .as_py()
         )
         store.record_refresh(segment_id, at, version, count, None)
-        elapsed = int((time.perf_counter() - started) * 1000)
-        return Refresh(segment_id, version, run_id, mode, at, count, len(entered), len(exited), elapsed)
+    if signals:
+        store.signals.publish(signals)
+    return this.result(count, entered, exited, started)
+
+
+def refresh_people(
+    warehouse: Warehouse,
+    store: SavedSegments,
+    workspace_id: str,
+    segment_id: str,
+    profile_ids: Sequence[str],
+    *,
+    version: int,
+    definition: Definition,
+    now: datetime | None = None,
+    mode: Mode = "realtime",
+    timeout: float | None = DEFAULT_TIMEOUT,
+    failed_before: bool = False,
+) -> Refresh:
+    """Bring one segment's membership up to date for `profile_ids` only (ids that merged away
+    included: they leave): the definition is evaluated over just their profile rows and
+    events, and compared with just their stored membership. `members` in the answer is the
+    count kept on the segment, moved by what this run changed."""
+    ids = sorted(set(profile_ids))
+    with _lock(workspace_id, segment_id):
+        started, at = time.perf_counter(), now or datetime.now(UTC)
+        ctx = store.context(warehouse, workspace_id, at)
+        ctx = dataclasses.replace(
+            ctx,
+            profiles=ctx.profiles.filter(among(ctx.profiles.profile_id, ids)),
+            events=ctx.events.filter(among(ctx.events.profile_id, ids)),
+        )
+        members = warehouse.table("segment_members")
+        theirs = members.filter(among(members.profile_id, ids))
+        diff = run(warehouse, differences(compile_segment(definition, ctx), theirs, workspace_id, segment_id),
+                   timeout)  # fmt: skip
+        this = _Run(workspace_id, segment_id, version, mode, at)
+        entered, exited, signals = _commit(warehouse, store, this, diff)
+        count = None
+        if entered or exited or failed_before:
+            count = store.record_change(segment_id, entered - exited)
+    if signals:
+        store.signals.publish(signals)
+    return this.result(count, entered, exited, started)
 
 
 def refresh_workspace(
@@ -198,22 +250,56 @@ def forget(warehouse: Warehouse, workspace_id: str, segment_id: str) -> None:
     )
 
 
-def _changes(
-    workspace_id: str, segment_id: str, version: int, run_id: str, mode: str, at: datetime,
-    entered: pa.ChunkedArray, exited: pa.ChunkedArray,
-) -> list[Append | Delete]:  # fmt: skip
+@dataclass(frozen=True)
+class _Run:
+    workspace_id: str
+    segment_id: str
+    version: int
+    mode: str
+    at: datetime
+    run_id: str = dataclasses.field(default_factory=lambda: new_id("run"))
+
+    def result(self, members: int | None, entered: int, exited: int, started: float) -> Refresh:
+        elapsed = int((time.perf_counter() - started) * 1000)
+        return Refresh(self.segment_id, self.version, self.run_id, self.mode, self.at, members, entered,
+                       exited, elapsed)  # fmt: skip
+
+
+def _commit(
+    warehouse: Warehouse, store: SavedSegments, this: _Run, diff: pa.Table
+) -> tuple[int, int, list[Signal]]:
+    """Write a run's entries, exits and log rows in one transaction: (entered, exited, the
+    signals for subscribers, built only when someone listens)."""
+    if not diff.num_rows:
+        return 0, 0, []
+    # By profile id: a run's signals come in a stable order.
+    entered = diff.filter(diff["entered"]).sort_by("profile_id").column("profile_id")
+    exited = diff.filter(pc.invert(diff["entered"])).sort_by("profile_id").column("profile_id")
+    with _log_guard:
+        last = warehouse.execute(warehouse.table("segment_membership_log").seq.max()).column(0)[0].as_py()
+        ops = _changes(this, entered, exited, (last or 0) + 1)
+        warehouse.write(ops)
+    log_rows = ops[-1].rows
+    signals = [Signal(**row) for row in log_rows.to_pylist()] if store.signals.wanted else []
+    return len(entered), len(exited), signals
+
+
+def _changes(this: _Run, entered: pa.ChunkedArray, exited: pa.ChunkedArray, first_seq: int) -> list[Any]:
+    """Delete the exits, add the entries, append their log rows (numbered from `first_seq`)."""
+
     def repeat(value: Any, n: int, type_: pa.DataType) -> pa.Array:
         return pa.array([value] * n, type_)
 
+    ws, sid, version, at = this.workspace_id, this.segment_id, this.version, this.at
     ts = pa.timestamp("us", "UTC")
     joined = len(entered)
     new_members = pa.table(
-        [repeat(workspace_id, joined, pa.string()), repeat(segment_id, joined, pa.string()),
+        [repeat(ws, joined, pa.string()), repeat(sid, joined, pa.string()),
          entered.cast(pa.string()), repeat(version, joined, pa.int64()), repeat(at, joined, ts)],
         schema=_MEMBER_ROWS,
     )  # fmt: skip
     gone = pa.table(
-        {"segment_id": repeat(segment_id, len(exited), pa.string()), "profile_id": exited.cast(pa.string())}
+        {"segment_id": repeat(sid, len(exited), pa.string()), "profile_id": exited.cast(pa.string())}
     )
     people = pa.concat_arrays(
         [entered.cast(pa.string()).combine_chunks(), exited.cast(pa.string()).combine_chunks()]
@@ -221,13 +307,14 @@ def _changes(
     n = len(people)
     kinds = ["entered"] * joined + ["exited"] * len(exited)
     log = pa.table(
-        [repeat(workspace_id, n, pa.string()), repeat(segment_id, n, pa.string()), people,
+        [repeat(ws, n, pa.string()), repeat(sid, n, pa.string()), people,
          pa.array(kinds, pa.string()), repeat(at, n, ts), repeat(version, n, pa.int64()),
-         repeat(run_id, n, pa.string()), repeat(mode, n, pa.string())],
+         repeat(this.run_id, n, pa.string()), repeat(this.mode, n, pa.string()),
+         pa.array(range(first_seq, first_seq + n), pa.int64())],
         schema=_LOG_ROWS,
     )  # fmt: skip
     return [
-        Delete("segment_members", workspace_id, gone),
+        Delete("segment_members", ws, gone),
         Append("segment_members", new_members),
         Append("segment_membership_log", log),
     ]

@@ -5,12 +5,17 @@ versions stay, and a deleted segment's name can be used again).
 A definition is checked before it is saved: the language (`definition.parse_definition`), then
 the segments it names (`references`): unknown ones and cycles are a 400 with the path of the
 node. A segment another live segment uses cannot be deleted (409).
+
+Each segment shows its mode (`realtime`: decided in the pipeline as events arrive, or
+`scheduled`) with the reasons (`realtime.mode_of`); it follows from the current definition and
+those of the segments it uses, so it is worked out when read, never stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,13 +24,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from quanyu.errors import Conflict, InvalidInput, NotFound
+from quanyu.errors import Conflict, InvalidInput, NotFound, QuanyuError
 from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.org.credentials import new_id
 from quanyu.segments.compiler import SegmentContext, compile_segment, segment_context
 from quanyu.segments.definition import Definition, parse_definition
 from quanyu.segments.event_groups import EventGroups
+from quanyu.segments.realtime import public_mode
 from quanyu.segments.references import check_references, users_of
+from quanyu.segments.signals import Signals
 from quanyu.store.engine import reading
 from quanyu.store.models import SavedSegment, SegmentVersion, Workspace
 from quanyu.warehouse.base import Warehouse
@@ -48,14 +55,24 @@ class SegmentUpdate(BaseModel):
     definition: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class LiveSegment:
+    segment_id: str
+    version: int
+    definition: Definition
+    error: str | None  # of the last refresh
+
+
 class SavedSegments:
-    """Saved segments and event groups of every workspace, and what a definition compiles
-    against (`context`)."""
+    """Saved segments and event groups of every workspace, what a definition compiles against
+    (`context`), and the subscribers to membership signals (`signals`)."""
 
     def __init__(self, engine: Engine, types_for: Callable[[str], IdentifierTypes] | None = None) -> None:
         self.engine = engine
         self.event_groups = EventGroups(engine)
+        self.signals = Signals()
         self._types_for = types_for
+        self._parsed: dict[tuple[str, int], Definition] = {}  # versions are immutable
 
     def context(self, warehouse: Warehouse, workspace_id: str, now: datetime | None = None) -> SegmentContext:
         """The workspace's zone, event groups, identifier types and saved segments, at `now`."""
@@ -76,10 +93,21 @@ class SavedSegments:
     # -- reading -------------------------------------------------------------------------------
 
     def all(self, workspace_id: str) -> list[dict[str, Any]]:
-        """The workspace's live segments, by name."""
+        """The workspace's live segments, by name, with their modes."""
         with reading(self.engine) as conn:
-            rows = conn.execute(_live(workspace_id).order_by(_S.c.name)).all()
-        return [_public(r) for r in rows]
+            rows = conn.execute(_with_definitions(workspace_id).order_by(_S.c.name)).all()
+        parsed = {r.id: self._parse(r.id, r.current_version, r.definition) for r in rows}
+        definitions = {sid: d for sid, d in parsed.items() if not isinstance(d, QuanyuError)}
+        return [{**_public(r), **_mode(parsed[r.id], definitions.get)} for r in rows]
+
+    def live_definitions(self, workspace_id: str) -> list[LiveSegment]:
+        """Every live segment's current version and definition, in one query (the pipeline's
+        realtime step reads it each drain; a definition that no longer parses is left out)."""
+        with reading(self.engine) as conn:
+            rows = conn.execute(_with_definitions(workspace_id).order_by(_S.c.id)).all()
+        found = [(r, self._parse(r.id, r.current_version, r.definition)) for r in rows]
+        return [LiveSegment(r.id, r.current_version, d, r.refresh_error) for r, d in found
+                if isinstance(d, Definition)]  # fmt: skip
 
     def get(self, workspace_id: str, segment_id: str) -> dict[str, Any]:
         """A live segment with its current definition and every version, newest first."""
@@ -90,7 +118,9 @@ class SavedSegments:
             ).all()
         history = [_version(v) for v in versions]
         current = next(v for v in history if v["version"] == row.current_version)
-        return {**_public(row), "definition": current["definition"], "versions": history}
+        parsed = self._parse(segment_id, row.current_version, current["definition"])
+        mode = _mode(parsed, lambda sid: self.definition(workspace_id, sid))
+        return {**_public(row), **mode, "definition": current["definition"], "versions": history}
 
     def definition(self, workspace_id: str, segment_id: str) -> Definition | None:
         """A live segment's current definition; None for an unknown or deleted one."""
@@ -205,6 +235,29 @@ class SavedSegments:
         with self.engine.begin() as conn:
             conn.execute(update(_S).where(_S.c.id == segment_id).values(**values))
 
+    def record_change(self, segment_id: str, delta: int) -> int | None:
+        """A realtime run changed the membership by `delta` people (and succeeded, so an earlier
+        error is cleared): the kept count follows; answers the new count."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_S)
+                .where(_S.c.id == segment_id)
+                .values(member_count=func.coalesce(_S.c.member_count, 0) + delta, refresh_error=None)
+            )
+            return conn.execute(select(_S.c.member_count).where(_S.c.id == segment_id)).scalar_one_or_none()
+
+    def _parse(self, segment_id: str, version: int, raw: Any) -> Definition | QuanyuError:
+        key = (segment_id, version)
+        if key not in self._parsed:
+            try:
+                definition = parse_definition(raw)
+            except QuanyuError as exc:
+                return exc
+            if len(self._parsed) > 10_000:
+                self._parsed.clear()
+            self._parsed[key] = definition
+        return self._parsed[key]
+
     def validate(
         self,
         workspace_id: str,
@@ -237,6 +290,18 @@ def _alive(workspace_id: str) -> tuple[Any, ...]:
 
 def _live(workspace_id: str) -> Any:
     return select(_S).where(*_alive(workspace_id))
+
+
+def _with_definitions(workspace_id: str) -> Any:
+    """Live segments with their current definition."""
+    current = (_S.c.id == _V.c.segment_id) & (_S.c.current_version == _V.c.version)
+    return select(_S, _V.c.definition).join(_V, current).where(*_alive(workspace_id))
+
+
+def _mode(parsed: Definition | QuanyuError, lookup: Callable[[str], Definition | None]) -> dict[str, Any]:
+    if isinstance(parsed, QuanyuError):
+        return {"mode": "scheduled", "reasons": [{"path": "(root)", "message": parsed.message}]}
+    return public_mode(parsed, lookup)
 
 
 def _require(conn: Connection, workspace_id: str, segment_id: str, lock: bool = False) -> Row[Any]:

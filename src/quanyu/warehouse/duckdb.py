@@ -131,6 +131,24 @@ class DuckDBWarehouse:
         )
         if "person_events" not in existing and "identity_event_keys" in existing:
             self._backfill_person_events()
+        if "segment_membership_log" in existing:
+            self._number_segment_log()
+
+    def _number_segment_log(self) -> None:
+        """A file from before the log's rows were numbered (`seq`, the signal cursor): number
+        the old rows once, by time."""
+        cur = self._cursor()
+        columns = cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'segment_membership_log'"
+        ).fetchall()
+        if ("seq",) in columns:
+            return
+        cur.execute(
+            "ALTER TABLE segment_membership_log ADD COLUMN seq BIGINT;"
+            "UPDATE segment_membership_log AS l SET seq = n.seq FROM ("
+            ' SELECT rowid AS r, row_number() OVER (ORDER BY "at", run_id, segment_id, kind, profile_id) AS seq'
+            " FROM segment_membership_log) AS n WHERE l.rowid = n.r"
+        )
 
     def _backfill_person_events(self) -> None:
         """A file from before person events were kept: derive them once from the graph."""

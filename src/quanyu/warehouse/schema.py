@@ -172,7 +172,8 @@ SEGMENT_MEMBERS = ibis.schema(
 
 # The append-only log of segment entries and exits (kind "entered" | "exited"): when, under which
 # definition version, by which refresh run and mode ("scheduled" | "on_demand" | "realtime").
+# `seq` numbers the rows in commit order: the keyset of the signal stream (segments/signals.py).
 SEGMENT_MEMBERSHIP_LOG = ibis.schema(
     {"workspace_id": dt.string, "segment_id": dt.string, "profile_id": dt.string, "kind": dt.string,
-     "at": TS, "version": dt.int64, "run_id": dt.string, "mode": dt.string}
+     "at": TS, "version": dt.int64, "run_id": dt.string, "mode": dt.string, "seq": dt.int64}
 )  # fmt: skip

@@ -1,5 +1,6 @@
-"""Segments: the definition schema, previews, saved segments with their versions, membership
-refreshes, members (JSON pages, CSV and Parquet exports), the entry/exit log, event groups."""
+"""Segments: the definition schema, previews, saved segments with their versions and modes,
+membership refreshes, members (JSON pages, CSV and Parquet exports), the entry/exit log, the
+signal stream (segment_entered / segment_exited), event groups."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from quanyu.api.deps import Caller, PlatformDep
 from quanyu.platform import Platform
-from quanyu.segments import membership
+from quanyu.segments import membership, signals
 from quanyu.segments.definition import json_schema
 from quanyu.segments.event_groups import EventGroupSpec
 from quanyu.segments.export import export
@@ -69,8 +70,24 @@ def put_event_group(name: str, body: EventGroupSpec, caller: Caller, platform: P
 
 @router.get("", operation_id="list_segments")
 def list_segments(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
-    """The workspace's saved segments with their last refresh."""
+    """The workspace's saved segments with their mode (realtime or scheduled, and why) and
+    their last refresh."""
     return {"items": platform.segments.all(caller.workspace_id)}
+
+
+@router.get("/signals", operation_id="segment_signals")
+def segment_signals(
+    caller: Caller,
+    platform: PlatformDep,
+    after: Annotated[
+        str | None, Query(description="next_cursor of the previous page; from the start without")
+    ] = None,
+    limit: Limit = 100,
+    segment_id: str | None = None,
+) -> dict[str, Any]:
+    """Segment signals (`segment_entered`, `segment_exited`) oldest first, past the cursor
+    `after`: one per entry or exit of any mode. `next_cursor` is always set; poll with it."""
+    return signals.signals_page(platform.warehouse, caller.workspace_id, after, limit, segment_id)
 
 
 @router.post("", operation_id="create_segment", status_code=201)
