@@ -307,7 +307,9 @@ class _Compiler:
 
     # -- event conditions ----------------------------------------------------------------------
 
-    def matching_events(self, c: EventCondition, path: str) -> ibis.Table:
+    def matching_events(
+        self, c: EventCondition, path: str, since: datetime | None = None, until: datetime | None = None
+    ) -> ibis.Table:
         """The person-attributed events a condition's filters keep (before any count).
 
         One filter with every predicate (each separate `.filter` is another SELECT for Ibis to
@@ -342,6 +344,11 @@ class _Compiler:
         if c.window is not None:
             interval = windows.resolve(c.window, self.now, self.ctx.timezone, f"{path}.window")
             tests.extend(_bounds(e.timestamp, interval))
+        # Bounds a sequence knows for its steps (inclusive), bare so the scan can use them.
+        if since is not None:
+            tests.append(e.timestamp >= _ts(since))
+        if until is not None:
+            tests.append(e.timestamp <= _ts(until))
         for i, f in enumerate(c.where):
             tests.append(self._property(e, f, f"{path}.where[{i}]"))
         return e.filter(*tests)
@@ -387,22 +394,29 @@ class _Compiler:
 
     def sequence(self, c: SequenceCondition, path: str) -> ibis.BooleanValue:
         spec = c.sequence
-        gap = ibis.interval(seconds=int(windows.span(spec.within).total_seconds()))
+        span = windows.span(spec.within)
+        gap = ibis.interval(seconds=int(span.total_seconds()))
+        interval = (
+            windows.resolve(spec.window, self.now, self.ctx.timezone, f"{path}.sequence.window")
+            if spec.window is not None
+            else windows.Interval(None, None)
+        )
+        # The first step inside the window (and, for did_not, only where the gap has passed);
+        # every later step comes after the first, so no earlier than the window's start. Both as
+        # plain time bounds on the scans, which is what lets the engine skip old row groups.
+        first_until = self.now - span if spec.then == "did_not" else None
+        if interval.end is not None:
+            before_end = interval.end - timedelta(microseconds=1)
+            first_until = before_end if first_until is None else min(first_until, before_end)
         steps = []
         for i, step in enumerate(spec.steps):
-            e = self.matching_events(step.as_event(), f"{path}.sequence.steps[{i}]")
+            since, until = interval.start, first_until if i == 0 else None
+            e = self.matching_events(step.as_event(), f"{path}.sequence.steps[{i}]", since, until)
             steps.append(e.select(pid="profile_id", at="timestamp"))
         first = steps[0]
-        if spec.window is not None:
-            first = first.filter(
-                _in_interval(
-                    first.at,
-                    windows.resolve(spec.window, self.now, self.ctx.timezone, f"{path}.sequence.window"),
-                )
-            )
         if spec.then == "did_not":
-            # Decided only once the gap has passed: a cart left an hour ago is not yet abandoned.
-            first = first.filter(first.at + gap <= _ts(self.now))
+            # Decided only once the gap has passed (`first_until` above): a cart left an hour
+            # ago is not yet abandoned.
             nxt = steps[1].view()
             left = first.anti_join(nxt, [first.pid == nxt.pid, nxt.at > first.at, nxt.at <= first.at + gap])
             return self.p.profile_id.isin(left.pid)

@@ -8,7 +8,7 @@ FROM (
     `t0`.`workspace_id` = 'ws_golden'
     AND `t0`.`profile_id` IN (
       SELECT
-        `t5`.`pid`
+        `t4`.`pid`
       FROM (
         SELECT
           `t1`.`profile_id` AS `pid`,
@@ -18,11 +18,9 @@ FROM (
           `t1`.`workspace_id` = 'ws_golden'
           AND `t1`.`profile_id` IS NOT NULL
           AND `t1`.`event` IN ('Product Added')
-          AND COALESCE(`t1`.`timestamp` >= CAST('2026-03-31T00:00:00+00:00' AS TIMESTAMP), FALSE)
-          AND (
-            `t1`.`timestamp` + INTERVAL '259200' SECOND
-          ) <= CAST('2026-04-30T00:00:00+00:00' AS TIMESTAMP)
-      ) AS `t5`
+          AND `t1`.`timestamp` >= CAST('2026-03-31T00:00:00+00:00' AS TIMESTAMP)
+          AND `t1`.`timestamp` <= CAST('2026-04-27T00:00:00+00:00' AS TIMESTAMP)
+      ) AS `t4`
       LEFT ANTI JOIN (
         SELECT
           `t1`.`profile_id` AS `pid`,
@@ -32,11 +30,12 @@ FROM (
           `t1`.`workspace_id` = 'ws_golden'
           AND `t1`.`profile_id` IS NOT NULL
           AND `t1`.`event` IN ('Order Completed')
-      ) AS `t4`
-        ON `t5`.`pid` = `t4`.`pid`
-        AND `t4`.`at` > `t5`.`at`
-        AND `t4`.`at` <= (
-          `t5`.`at` + INTERVAL '259200' SECOND
+          AND `t1`.`timestamp` >= CAST('2026-03-31T00:00:00+00:00' AS TIMESTAMP)
+      ) AS `t5`
+        ON `t4`.`pid` = `t5`.`pid`
+        AND `t5`.`at` > `t4`.`at`
+        AND `t5`.`at` <= (
+          `t4`.`at` + INTERVAL '259200' SECOND
         )
     )
 ) AS `t7`
