@@ -1,9 +1,10 @@
 """Which profiles a query is about: the whole workspace, or a list of ids.
 
-A list of ids becomes one array literal unnested in a subquery (`IN (SELECT UNNEST([...]))`):
-the engine turns it into a hash semi-join, and the expression holds one literal however
-many ids there are (an `IN (...)` of a thousand literals costs Ibis a tenth of a second to
-compile, each time it appears).
+A list of ids becomes a small in-memory table (`IN (SELECT id FROM …)`), which the warehouse
+registers for the query: the engine turns it into a hash semi-join, and compiling costs the
+same for ten ids or ten thousand. (An array literal, the earlier form, is compiled element by
+element: 0.25 s for 5,000 ids each time it appeared, more than the pipeline's whole realtime
+segment step.)
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ibis
-import ibis.expr.datatypes as dt
+import pyarrow as pa
 
 
 def among(column: ibis.StringValue, ids: Sequence[str]) -> ibis.BooleanValue:
     """`column` is one of `ids`."""
-    return column.isin(ibis.literal(list(ids), type=dt.Array(dt.string)).unnest().name("id"))
+    return column.isin(ibis.memtable(pa.table({"id": pa.array(list(ids), pa.string())})).id)
 
 
 def owned(
