@@ -27,6 +27,9 @@ def test_small_demo_ingests_everything_and_summarises(tmp_path: Path) -> None:
     assert summary["quarantined"] == 0 and summary["duplicates"] == 0
     channels = {c["channel"] for c in summary["channels"]}
     assert {"website", "mini_program", "wechat_oa", "tmall", "pos"} <= channels
+    # The seed scenarios are saved as segments and filled: the win-back one finds buyers.
+    segments = {s["name"].split(" / ")[1]: s["members"] for s in summary["segments"]}
+    assert len(segments) == 5 and segments["customers not reached in 30 days"] > 0
     truth = (d / "ground_truth.csv").read_text(encoding="utf-8").splitlines()
     assert truth[0] == "person_id,source_key,identifier_type,identifier_value" and len(truth) > 150
     # The ground truth is kept aside: no person id reached the warehouse.

@@ -168,7 +168,9 @@ class LocalBackend:
     def pipeline_status(self) -> dict[str, Any]:
         from quanyu.pipeline.status import pipeline_status
 
-        return pipeline_status(self.platform.queue, self.platform.quarantine, self.workspace_id)
+        pipeline = self.platform.pipeline
+        pending = len(pipeline.identity.pending()) if pipeline.config.resolve_identities else 0
+        return pipeline_status(self.platform.queue, self.platform.quarantine, self.workspace_id, pending)
 
     def pipeline_run(self) -> dict[str, Any]:
         return self.platform.pipeline.drain().public()

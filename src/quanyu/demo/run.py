@@ -23,6 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from quanyu.cli.output import console, emit_json, table
 from quanyu.demo.generator import BRAND_NAME, DemoBrand, generate_brand
+from quanyu.demo.segments import SEGMENTS as DEMO_SEGMENTS
+from quanyu.demo.segments import TOUCH_EVENTS
 from quanyu.errors import Conflict, InvalidInput, StorageUnavailable
 from quanyu.platform import Platform
 from quanyu.settings import Settings
@@ -66,6 +68,7 @@ def run_demo(
         send_s = time.perf_counter() - started
         status = _wait_for_pipeline(api, quiet=as_json)
         processed_s = time.perf_counter() - started
+        segments = _create_segments(api, quiet=as_json)
         summary = {
             "brand": BRAND_NAME,
             "workspace_id": creds["workspace_id"],
@@ -84,6 +87,7 @@ def run_demo(
             "ingest_events_per_second": round(stats.accepted / send_s) if send_s else None,
             "ground_truth": str(data_dir / "ground_truth.csv"),
             "channels": api.get("/api/v1/events/stats").json()["channels"],
+            "segments": segments,
         }  # fmt: skip
         _report(summary, as_json)
         if serve:
@@ -219,12 +223,32 @@ def _post_batch(
 
 
 def _wait_for_pipeline(api: httpx.Client, quiet: bool) -> dict[str, Any]:
+    """Until every event is in the warehouse and stitched (so profiles are current)."""
     with console.status("处理中 / processing…", spinner="dots") if not quiet else _nothing():
         while True:
             status: dict[str, Any] = api.get("/api/v1/pipeline/status").json()
-            if status["queued"] == 0:
+            if status["queued"] == 0 and status.get("identity_pending_batches", 0) == 0:
                 return status
             time.sleep(0.5)
+
+
+def _create_segments(api: httpx.Client, quiet: bool) -> list[dict[str, Any]]:
+    """Declare what counts as a touch, save the seed scenarios as segments and fill them."""
+    with console.status("分群 / building segments…", spinner="dots") if not quiet else _nothing():
+        api.put(
+            "/api/v1/segments/event-groups/touch",
+            json={"events": TOUCH_EVENTS, "description": "触达: 优惠券与公众号文章 / coupons and articles"},
+        ).raise_for_status()
+        out = []
+        for spec in DEMO_SEGMENTS:
+            created = api.post("/api/v1/segments", json=spec)
+            created.raise_for_status()
+            segment = created.json()
+            refreshed = api.post(f"/api/v1/segments/{segment['id']}/refresh")
+            refreshed.raise_for_status()
+            out.append({"segment_id": segment["id"], "name": spec["name"],
+                        "members": refreshed.json()["members"]})  # fmt: skip
+        return out
 
 
 class _nothing:
@@ -256,6 +280,12 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
             ["发送+入仓 / send + process s", summary["seconds"]["send_and_process"]],
         ],
     )
+    if summary.get("segments"):
+        table(
+            "分群 / segments (docs/segments.md)",
+            ["segment_id", "分群 / segment", "人数 / members"],
+            [[s["segment_id"], s["name"], f"{s['members']:,}"] for s in summary["segments"]],
+        )
     table(
         "渠道 / channels",
         ["channel", "公域/私域", "线上/线下", "events", "visitors", "orders", "revenue ¥"],

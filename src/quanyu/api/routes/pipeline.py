@@ -14,7 +14,9 @@ router = APIRouter(prefix="/api/v1/pipeline", tags=["pipeline 处理"])
 
 @router.get("/status", operation_id="pipeline_status")
 def status(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
-    return pipeline_status(platform.queue, platform.quarantine, caller.workspace_id)
+    pipeline = platform.pipeline
+    pending = len(pipeline.identity.pending()) if pipeline.config.resolve_identities else 0
+    return pipeline_status(platform.queue, platform.quarantine, caller.workspace_id, pending)
 
 
 @router.post("/run", operation_id="pipeline_run")

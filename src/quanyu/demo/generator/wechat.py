@@ -184,6 +184,11 @@ def mp_join(world: World, person: Person, t: int, scene: int = 1089) -> int:
 
 def _mp_order(world: World, person: Person, t: int) -> None:
     who = mp_who(world, person)
+    if world.chance(0.3):
+        # A cart left a few days earlier, never checked out (what cart-recovery segments find).
+        left = t - world.rng.randint(4 * DAY, 10 * DAY)
+        for product in pick_products(world.rng, person.tea_lover):
+            world.outbox.track("mini_program", who, left, "Product Added", product_line(product))
     products = pick_products(world.rng, person.tea_lover)
     for product in products:
         world.outbox.track("mini_program", who, t, "Product Added", product_line(product))
