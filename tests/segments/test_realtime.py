@@ -16,7 +16,7 @@ from quanyu.errors import InvalidInput
 from quanyu.platform import Platform
 from quanyu.segments import realtime
 from quanyu.segments.definition import parse_definition
-from quanyu.segments.membership import log_page, members_page, refresh_membership
+from quanyu.segments.membership import log_page, members_page, refresh_membership, refresh_people
 from quanyu.segments.realtime import mode_of
 from quanyu.segments.saved import SegmentCreate, SegmentUpdate
 from quanyu.segments.signals import Signal, signals_page
@@ -276,6 +276,22 @@ def test_a_segment_that_becomes_scheduled_leaves_the_pipeline(platform: Platform
     assert platform.segments.get(ws, sid)["mode"] == "scheduled"
     brand.send("mini_program", redeemed("u-mei", 60))
     assert members_of(platform, ws, sid) == {brand.profile_of("u-li")}  # mei waits for the schedule
+
+
+def test_a_segment_changed_or_deleted_meanwhile_is_left_alone(platform: Platform, brand: Brand) -> None:
+    ws = brand.workspace_id
+    sid = save(platform, ws, "领券 Redeemers", {"conditions": [REDEEMED]})
+    brand.send("mini_program", redeemed("u-li", 60))
+    li = brand.profile_of("u-li")
+    stale = parse_definition({"conditions": [{"tag": "nobody"}]})
+    platform.segments.update(ws, sid, SegmentUpdate(description="v2"), "test")  # version 2 now
+
+    # A run still holding version 1's definition (read before the change) writes nothing.
+    done = refresh_people(platform.warehouse, platform.segments, ws, sid, [li], version=1, definition=stale)
+    assert (done.entered, done.exited) == (0, 0) and members_of(platform, ws, sid) == {li}
+    platform.segments.delete(ws, sid, "test")
+    done = refresh_people(platform.warehouse, platform.segments, ws, sid, [li], version=2, definition=stale)
+    assert (done.entered, done.exited) == (0, 0) and len(log_of(platform, ws, sid)) == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -202,6 +202,9 @@ def refresh_people(
     ids = ibis.memtable(pa.table({"profile_id": pa.array(sorted(set(profile_ids)), pa.string())})).profile_id
     with _lock(workspace_id, segment_id):
         started, at = time.perf_counter(), now or datetime.now(UTC)
+        this = _Run(workspace_id, segment_id, version, mode, at)
+        if store.current_version(workspace_id, segment_id) != version:
+            return this.result(None, 0, 0, started)  # changed or deleted meanwhile: the next run decides
         ctx = store.context(warehouse, workspace_id, at)
         ctx = dataclasses.replace(
             ctx,
@@ -212,7 +215,6 @@ def refresh_people(
         theirs = members.filter(members.profile_id.isin(ids))
         diff = run(warehouse, differences(compile_segment(definition, ctx), theirs, workspace_id, segment_id),
                    timeout)  # fmt: skip
-        this = _Run(workspace_id, segment_id, version, mode, at)
         entered, exited, signals = _commit(warehouse, store, this, diff)
         count = None
         if entered or exited or failed_before:
@@ -245,10 +247,11 @@ def refresh_workspace(
 
 
 def forget(warehouse: Warehouse, workspace_id: str, segment_id: str) -> None:
-    """Drop a deleted segment's members (its log stays)."""
-    warehouse.write(
-        [Replace("segment_members", workspace_id, _MEMBER_ROWS.empty_table(), "segment_id", [segment_id])]
-    )
+    """Drop a deleted segment's members (its log stays); never in the middle of a refresh."""
+    with _lock(workspace_id, segment_id):
+        warehouse.write(
+            [Replace("segment_members", workspace_id, _MEMBER_ROWS.empty_table(), "segment_id", [segment_id])]
+        )
 
 
 @dataclass(frozen=True)
@@ -280,12 +283,14 @@ def _commit(
         last = warehouse.execute(warehouse.table("segment_membership_log").seq.max()).column(0)[0].as_py()
         ops = _changes(this, entered, exited, (last or 0) + 1)
         warehouse.write(ops)
-    log_rows = ops[-1].rows
-    signals = [Signal(**row) for row in log_rows.to_pylist()] if store.signals.wanted else []
+    logged = next(op.rows for op in ops if isinstance(op, Append) and op.target == "segment_membership_log")
+    signals = [Signal(**row) for row in logged.to_pylist()] if store.signals.wanted else []
     return len(entered), len(exited), signals
 
 
-def _changes(this: _Run, entered: pa.ChunkedArray, exited: pa.ChunkedArray, first_seq: int) -> list[Any]:
+def _changes(
+    this: _Run, entered: pa.ChunkedArray, exited: pa.ChunkedArray, first_seq: int
+) -> list[Append | Delete]:
     """Delete the exits, add the entries, append their log rows (numbered from `first_seq`)."""
 
     def repeat(value: Any, n: int, type_: pa.DataType) -> pa.Array:

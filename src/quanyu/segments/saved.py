@@ -143,6 +143,14 @@ class SavedSegments:
             ).scalar_one()
         return row.current_version, parse_definition(found)
 
+    def current_version(self, workspace_id: str, segment_id: str) -> int | None:
+        """A live segment's current version; None once deleted."""
+        with reading(self.engine) as conn:
+            found = conn.execute(
+                select(_S.c.current_version).where(*_alive(workspace_id), _S.c.id == segment_id)
+            ).scalar_one_or_none()
+        return None if found is None else int(found)
+
     def live_ids(self, workspace_id: str) -> list[str]:
         with reading(self.engine) as conn:
             return list(
