@@ -161,6 +161,10 @@ def measure(server: Server, args: argparse.Namespace, run: int) -> dict[str, Any
     ticks = int(args.duration / TICK)
     everything = with_coupons(messages(args.preload + per_tick * ticks, seed=run + 1), rnd)
     history, load = everything[: args.preload], everything[args.preload :]
+    if args.probes == "known":
+        # Customers the brand already knows (they signed up before the measurement).
+        history = history + [{"type": "identify", "userId": f"probe-{run}-{tick}", "traits": {"city": "上海"}}
+                             for tick in range(0, ticks, 2)]  # fmt: skip
 
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     started = time.perf_counter()
@@ -320,6 +324,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--preload", type=int, default=200_000, help="events of history processed first")
     parser.add_argument("--stages", action="store_true", help="in process: where each drain's time goes")
+    parser.add_argument(
+        "--probes", choices=("known", "new"), default="known",
+        help="probe redemptions by customers already known (the fast path) or by new people (after the stitch)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.stages:
         stages(args)
@@ -333,6 +341,7 @@ def main() -> None:
               f"p50 {r['p50_s']} s, p95 {r['p95_s']} s, max {r['max_s']} s")  # fmt: skip
     result = {
         "rate_target": args.rate,
+        "probes": args.probes,
         "duration_s": args.duration,
         "preload_events": args.preload,
         "runs": args.runs,

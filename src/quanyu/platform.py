@@ -70,7 +70,9 @@ class Platform:
             )
             pipeline = Pipeline(self.queue, self.warehouse, self.sources, config,
                                 types_for=self.identifier_types.types_for)  # fmt: skip
-            # After each drain's profile refresh: realtime segments enter and exit.
+            # As soon as events are stored, people the graph knows enter realtime segments; after
+            # each drain's profile refresh, everyone touched (new people too) enters and exits.
+            pipeline.on_stored.append(lambda ids: self.realtime.on_events(pipeline.warehouse, ids))
             pipeline.on_profiles.append(
                 lambda ws, ids: self.realtime.on_profiles(pipeline.warehouse, ws, ids)
             )

@@ -370,3 +370,34 @@ def test_modes_are_worked_out_from_saved_definitions(platform: Platform, tenant:
     # The segment it uses becomes realtime: so does this one.
     platform.segments.update(ws, twice, SegmentUpdate(definition={"conditions": [REDEEMED]}), "test")
     assert platform.segments.get(ws, uses)["mode"] == "realtime"
+
+
+def test_known_people_enter_as_soon_as_their_event_is_stored(
+    platform: Platform, brand: Brand, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path: no stitch and no profile refresh needed for someone the graph knows."""
+    ws = brand.workspace_id
+    sid = save(platform, ws, "领券 redeemers", {"conditions": [
+        {"event": "Coupon Redeemed", "where": [{"property": "amount", "op": "gte", "value": 50}]}]})  # fmt: skip
+    brand.send("mini_program", identify("u-known", city="上海"))
+    known = brand.profile_of("u-known")
+
+    # From here on the drain stores events but the identity stage does nothing.
+    stage = platform.pipeline.identity
+    monkeypatch.setattr(stage, "run", _Idle)
+    brand.send("mini_program", redeemed("u-known", 80), redeemed("u-new", 90), redeemed("u-known", 10))
+    assert members_of(platform, ws, sid) == {known}  # the new person waits for the stitch
+    assert log_of(platform, ws, sid) == [(known, "entered", "realtime")]
+
+    # A later small redemption, on the fast path, never makes anyone leave.
+    brand.send("mini_program", redeemed("u-known", 5))
+    assert log_of(platform, ws, sid) == [(known, "entered", "realtime")]
+
+    monkeypatch.undo()
+    brand.send("mini_program", identify("u-new", city="杭州"))  # the stitch takes u-new in
+    assert members_of(platform, ws, sid) == {known, brand.profile_of("u-new")}
+
+
+class _Idle:
+    def public(self) -> dict[str, int]:
+        return {}

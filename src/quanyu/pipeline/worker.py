@@ -83,6 +83,9 @@ class Pipeline:
         # Called with (workspace, profile ids) once those people's profiles are refreshed: the
         # realtime segments (segments/realtime.py). A failing hook is logged, never fatal.
         self.on_profiles: list[Callable[[str, list[str]], object]] = []
+        # Called with the ids of the queue batches just stored, before identity runs: the
+        # realtime segments' fast path for people already known. Never fatal either.
+        self.on_stored: list[Callable[[list[int]], object]] = []
 
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).
@@ -103,6 +106,7 @@ class Pipeline:
             while (work := upcoming.result()) is not None:
                 upcoming = prefetch.submit(self._prepare, work.last_id)
                 step = self._apply(work)
+                self._stored([b.id for b in work.fresh])
                 if completing is not None:
                     completing.result()  # in order, and a failure stops the drain here
                 completing = cleanup.submit(self.queue.complete, [b.id for b in work.claimed], step.tallies)
@@ -115,6 +119,15 @@ class Pipeline:
                 # After the events are safely stored: people lag events by one drain at most.
                 total.people = self.identity.run().public()
         return total
+
+    def _stored(self, batch_ids: list[int]) -> None:
+        if not batch_ids or not self.config.resolve_identities:
+            return
+        for hook in self.on_stored:
+            try:
+                hook(batch_ids)
+            except Exception:
+                log.exception("events-stored hook %r failed", hook)
 
     def _refresh_profiles(self, workspace_id: str, profile_ids: list[str]) -> None:
         # The people a stitch touched (new, changed, merged away) are re-materialised at once,

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import ibis
+
 from quanyu.segments.definition import (
     CalendarWindow,
     Condition,
@@ -39,6 +41,7 @@ from quanyu.segments.definition import (
 )
 from quanyu.segments.membership import Refresh, refresh_people
 from quanyu.warehouse.base import Warehouse
+from quanyu.warehouse.schema import PERSON_EVENTS
 
 if TYPE_CHECKING:
     from quanyu.segments.saved import SavedSegments
@@ -234,6 +237,23 @@ def _relative(value: Any) -> bool:
 # The pipeline's step
 
 
+def arriving_events(fresh: ibis.Table, nodes: ibis.Table, workspace_id: str) -> ibis.Table:
+    """Just-stored events of a workspace whose person the graph already knows, by the event's
+    user id or else its anonymous id, in the shape of `person_events` (a pure builder)."""
+    mine = fresh.filter(fresh.workspace_id == workspace_id)
+    known = nodes.filter(nodes.workspace_id == workspace_id).select("key", "profile_id")
+    columns = [c for c in PERSON_EVENTS.names if c not in ("key", "profile_id")]
+
+    def by(kind: str, column: str) -> ibis.Table:
+        keyed = mine.filter(mine[column].notnull()).mutate(key=ibis.literal(f"{kind}:") + mine[column])
+        return keyed.join(known, "key").select(*columns, "key", "profile_id")
+
+    by_user = by("user_id", "user_id")
+    by_cookie = by("anonymous_id", "anonymous_id")
+    by_cookie = by_cookie.anti_join(by_user, "message_id")  # the user id decides when both are known
+    return by_user.union(by_cookie).select(*PERSON_EVENTS.names)
+
+
 class RealtimeSegments:
     """Re-evaluates the live realtime segments of a workspace for the people a drain touched
     (called after their profiles are refreshed). One failing segment is logged and its error
@@ -243,26 +263,51 @@ class RealtimeSegments:
         self.store = store
         self.timeout = timeout
 
-    def on_profiles(
-        self, warehouse: Warehouse, workspace_id: str, profile_ids: Sequence[str]
-    ) -> list[Refresh]:
-        if not profile_ids:
+    def on_events(self, warehouse: Warehouse, batch_ids: Sequence[int]) -> list[Refresh]:
+        """The fast path, right after a micro-batch is stored: people the graph already knows
+        (by the event's user id or anonymous id) enter realtime segments on the event and their
+        current profile, without waiting for the stitch and the profile refresh of the drain.
+        New people, and every exit, come with `on_profiles` after the refresh."""
+        if not batch_ids:
             return []
+        events = warehouse.table("events")
+        fresh = events.filter(events.batch_id.isin(list(batch_ids)))
+        done: list[Refresh] = []
+        for ws in warehouse.execute(fresh.select("workspace_id").distinct()).column(0).to_pylist():
+            if not self._realtime(ws):
+                continue
+            labelled = warehouse.execute(arriving_events(fresh, warehouse.table("identity_nodes"), ws))
+            if labelled.num_rows:
+                people = sorted(set(labelled.column("profile_id").to_pylist()))
+                done += self.on_profiles(warehouse, ws, people, arriving=ibis.memtable(labelled))
+        return done
+
+    def _realtime(self, workspace_id: str) -> list[Any]:
         try:
             live = self.store.live_definitions(workspace_id)
         except Exception:
             log.exception("realtime segments: could not list the segments of %s", workspace_id)
             return []
         definitions = {s.segment_id: s.definition for s in live}
+        return [s for s in live if mode_of(s.definition, definitions.get)[0] == "realtime"]
+
+    def on_profiles(
+        self,
+        warehouse: Warehouse,
+        workspace_id: str,
+        profile_ids: Sequence[str],
+        arriving: ibis.Table | None = None,
+    ) -> list[Refresh]:
+        if not profile_ids:
+            return []
         done = []
-        for segment in live:
-            if mode_of(segment.definition, definitions.get)[0] != "realtime":
-                continue
+        for segment in self._realtime(workspace_id):
             try:
                 done.append(
                     refresh_people(warehouse, self.store, workspace_id, segment.segment_id, profile_ids,
                                    version=segment.version, definition=segment.definition,
-                                   timeout=self.timeout, failed_before=segment.error is not None)
+                                   timeout=self.timeout, failed_before=segment.error is not None,
+                                   arriving=arriving)
                 )  # fmt: skip
             except Exception as exc:
                 log.exception(
