@@ -288,21 +288,31 @@ class _Compiler:
                 f"未知标识类型 / unknown identifier type {c.identifier!r}; known: {known}",
             ) from None
         ids = self.p.identifiers
+        if c.scope is not None and not itype.scoped:
+            raise bad(
+                f"{path}.scope",
+                f"{itype.name} 不分应用 / {itype.name} is not scoped to an app; leave scope out",
+            )
+
+        def of_type(x: Any) -> ibis.BooleanValue:
+            test = x["type"] == _text(itype.name)
+            return test & (x["scope"] == _text(c.scope)) if c.scope is not None else test
+
         if c.op == "eq":
             if c.value is None:
                 raise bad(f"{path}.value", "eq 需要取值 / eq needs a value")
+            if itype.scoped and c.scope is None:
+                raise bad(
+                    f"{path}.scope",
+                    f"{itype.name} 需要应用 ID / {itype.name} needs the app id it belongs to (scope)",
+                )
             normal = itype.normalise(c.value)
             if normal is None or len(c.value) > 256:
                 raise bad(f"{path}.value", f"标识值无效 / not a valid {itype.name}: {c.value[:80]!r}")
-            hit = (
-                ids.filter(
-                    lambda x: (x["type"] == _text(itype.name)) & (x["value"] == _text(normal))
-                ).length()
-                > 0
-            )
+            hit = ids.filter(lambda x: of_type(x) & (x["value"] == _text(normal))).length() > 0
             return hit.fill_null(False)
         _no_value(c.value, f"{path}.value", c.op)
-        held = (ids.filter(lambda x: x["type"] == _text(itype.name)).length() > 0).fill_null(False)
+        held = (ids.filter(of_type).length() > 0).fill_null(False)
         return held if c.op == "exists" else ~held
 
     # -- event conditions ----------------------------------------------------------------------

@@ -175,9 +175,14 @@ class TraitCondition(_Model):
 
 
 class IdentifierCondition(_Model):
+    """Holds an identifier of a type (`exists`), or this value (`eq`). For types scoped to an
+    app (openids), `scope` names the app id: required with `eq`, since an openid means nothing
+    outside its app; with `exists` it narrows to that app."""
+
     identifier: str = Field(min_length=1, max_length=64)
     op: Literal["exists", "not_exists", "eq"] = "exists"
     value: str | None = None
+    scope: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class TagCondition(_Model):
