@@ -18,14 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quanyu.identity.identifiers import IdentifierTypes
-
-
-@ibis.udf.scalar.builtin(name="json_extract_string")
-def _text_at(json: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
-    """A JSON value at `path` as text (numbers too: phones often arrive as numbers)."""
-
-
-text_at = _text_at
+from quanyu.warehouse.functions import json_text
 
 # (identifier type, JSON column, path) read from every event.
 _TRAIT_PATHS = (
@@ -66,15 +59,15 @@ def candidates(events: ibis.Table) -> ibis.Table:
         rows(ibis.literal("anonymous_id"), base.anonymous_id, no_scope),
     ]
     for id_type, column, path in _TRAIT_PATHS:
-        parts.append(rows(ibis.literal(id_type), _text_at(base[column], path), no_scope))
-    click = ibis.coalesce(*(_text_at(base.properties, path) for path in _CLICK_ID_PATHS))
+        parts.append(rows(ibis.literal(id_type), json_text(base[column], path), no_scope))
+    click = ibis.coalesce(*(json_text(base.properties, path) for path in _CLICK_ID_PATHS))
     parts.append(rows(ibis.literal("click_id"), click, no_scope))
     external = base.select(*_CARRIED, x=base.context["externalIds"].array.unnest())
     parts.append(
         rows(
-            _text_at(external.x, "$.type"),
-            _text_at(external.x, "$.id"),
-            ibis.coalesce(_text_at(external.x, "$.app_id"), no_scope),
+            json_text(external.x, "$.type"),
+            json_text(external.x, "$.id"),
+            ibis.coalesce(json_text(external.x, "$.app_id"), no_scope),
             external,
         )
     )

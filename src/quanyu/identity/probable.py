@@ -19,11 +19,11 @@ import ibis
 import pyarrow as pa
 
 from quanyu.errors import Conflict, InvalidInput, NotFound
-from quanyu.identity.extract import text_at
 from quanyu.identity.identifiers import IdentifierTypes
 from quanyu.identity.matching import match
 from quanyu.identity.resolve import STITCH_LOCK, StitchResult, restitch_keys
 from quanyu.warehouse.base import Append, Replace, Warehouse
+from quanyu.warehouse.functions import json_text
 from quanyu.warehouse.schema import IDENTITY_EDGES, IDENTITY_REVIEWS
 
 _EDGES = IDENTITY_EDGES.to_pyarrow()
@@ -52,11 +52,11 @@ def person_records(profiles: ibis.Table, workspace_id: str) -> ibis.Table:
     mine = profiles.filter(profiles.workspace_id == workspace_id)
     traits = mine.traits
     columns: dict[str, ibis.Value] = {
-        role: ibis.coalesce(*[text_at(traits, path) for path in paths])
+        role: ibis.coalesce(*[json_text(traits, path) for path in paths])
         for role, paths in _TRAIT_PATHS.items()
     }
     masked = mine.identifiers.filter(lambda i: i.type == "phone_masked").map(lambda i: i.value)[0]
-    columns["phone"] = ibis.coalesce(text_at(traits, "$.phone"), masked)
+    columns["phone"] = ibis.coalesce(json_text(traits, "$.phone"), masked)
     return mine.select(record_id=mine.profile_id, **columns)
 
 

@@ -24,6 +24,7 @@ import ibis.expr.datatypes as dt
 from quanyu.errors import InvalidInput
 from quanyu.profiles.conditions import Condition, Match
 from quanyu.profiles.fields import Field, Kind, resolve
+from quanyu.warehouse.functions import json_text
 from quanyu.warehouse.schema import TS
 
 _ORDERING = frozenset({"<", "<=", ">", ">="})
@@ -57,11 +58,6 @@ class Checked:
 class CheckedGroup:
     mode: str  # "all" | "any"
     items: tuple[Checked | CheckedGroup, ...]
-
-
-@ibis.udf.scalar.builtin(name="json_extract_string")
-def _trait_text(json: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
-    """A JSON value as text (strings unquoted, numbers and booleans as written)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,7 +199,7 @@ def _column(c: Checked, table: ibis.Table) -> Any:
         return table[c.field.column]
     # A map lookup, not a JSON path: the SQL layer would rewrite a path like `a.b` into `$.a.b`.
     value = table.traits.try_cast(dt.Map(dt.string, dt.json))[ibis.literal(c.field.trait, type=dt.string)]
-    text = _trait_text(value, ibis.literal("$", type=dt.string))
+    text = json_text(value, ibis.literal("$", type=dt.string))
     numeric = isinstance(c.value, int | float) or (
         isinstance(c.value, tuple) and isinstance(c.value[0], int | float)
     )

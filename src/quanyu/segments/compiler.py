@@ -58,6 +58,7 @@ from quanyu.segments.definition import (
     path_of,
 )
 from quanyu.warehouse.base import Warehouse
+from quanyu.warehouse.functions import json_text
 from quanyu.warehouse.schema import TS
 
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -481,11 +482,6 @@ class _Compiler:
 # Comparisons
 
 
-@ibis.udf.scalar.builtin(name="json_extract_string")
-def _json_text(json: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
-    """A JSON value as text (strings unquoted, numbers and booleans as written)."""
-
-
 def _json_key(column: Any, key: str) -> Any:
     """The text of one top-level key of a JSON object (NULL when missing or JSON null).
 
@@ -493,7 +489,7 @@ def _json_key(column: Any, key: str) -> Any:
     (`_valid_key`), never `/` or `~`, so `a.b` is the key "a.b", not a path. Reading one key
     this way is about three times faster in DuckDB than casting the object to a map."""
     assert _valid_key(key)
-    return _json_text(column, _text("/" + key))
+    return json_text(column, _text("/" + key))
 
 
 def _trait_time(text: Any, now: datetime, zone: ZoneInfo) -> Any:
