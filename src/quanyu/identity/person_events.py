@@ -21,7 +21,6 @@ import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quanyu.identity.membership import profile_events
 from quanyu.warehouse.base import Fill, Replace, Warehouse
 from quanyu.warehouse.schema import PERSON_EVENTS
 
@@ -34,11 +33,14 @@ _ROWS = PERSON_EVENTS.to_pyarrow()
 def person_rows(
     events: ibis.Table, event_keys: ibis.Table, nodes: ibis.Table, workspace_id: str
 ) -> ibis.Table:
-    """The workspace's person events, from the stored tables (a pure builder)."""
+    """The workspace's person events, from the stored tables (a pure builder): each event's
+    identifier (`identity_event_keys`), that identifier's profile (`identity_nodes`), one join
+    each (events without a usable identifier belong to nobody and are left out)."""
     keyed = event_keys.filter(event_keys.workspace_id == workspace_id).select("message_id", "key")
-    attributed = profile_events(events, event_keys, nodes, workspace_id)
-    rows = attributed.join(keyed, "message_id")
-    return rows.select(*COLUMNS)
+    owners = nodes.filter(nodes.workspace_id == workspace_id).select("key", "profile_id")
+    attributed = keyed.join(owners, "key")
+    mine = events.filter(events.workspace_id == workspace_id).select(*_EVENT_COLUMNS)
+    return mine.join(attributed, "message_id").select(*COLUMNS)
 
 
 def refill(warehouse: Warehouse, workspace_id: str) -> Fill:
@@ -68,21 +70,22 @@ def added(
     return Replace(TABLE, workspace_id, _cast(joined), "message_id", message_ids.to_pylist())
 
 
-def moved(warehouse: Warehouse, workspace_id: str, old: pa.Table, new: pa.Table) -> Replace | None:
-    """Rows of identifiers whose person changed (a merge or a split), relabelled."""
+def moved(warehouse: Warehouse, workspace_id: str, old: pa.Table, changed: pa.Table) -> Replace | None:
+    """Rows of identifiers whose person changed (a merge or a split), relabelled. `changed`:
+    the stitch's rewritten nodes (new ones and those whose profile, anchor, … changed)."""
     before = old.select(["key", "profile_id"]).rename_columns(["key", "old_profile_id"])
-    joined = new.select(["key", "profile_id"]).join(before, "key")
-    changed = joined.filter(
+    joined = changed.select(["key", "profile_id"]).join(before, "key")  # new identifiers have no rows yet
+    moving = joined.filter(
         pc.invert(pc.fill_null(pc.equal(joined["profile_id"], joined["old_profile_id"]), False))
     )
-    if changed.num_rows == 0:
+    if moving.num_rows == 0:
         return None
-    keys = ibis.memtable(changed.select(["key", "profile_id"]).rename_columns(["key", "new_profile_id"]))
+    keys = ibis.memtable(moving.select(["key", "profile_id"]).rename_columns(["key", "new_profile_id"]))
     stored = warehouse.table(TABLE)
     mine = stored.filter(stored.workspace_id == workspace_id)
     relabelled = mine.join(keys, "key").mutate(profile_id=lambda t: t.new_profile_id).select(*COLUMNS)
     rows = warehouse.execute(relabelled)
-    return Replace(TABLE, workspace_id, _cast(rows), "key", changed["key"].to_pylist())
+    return Replace(TABLE, workspace_id, _cast(rows), "key", moving["key"].to_pylist())
 
 
 def _cast(rows: pa.Table) -> pa.Table:

@@ -162,9 +162,9 @@ def _restitch(
     changed = _changed_nodes(old, done.nodes)
     # Person events: relabel the rows of identifiers that moved to another person, then add
     # the rows of the events taken in (read before the write: the same transaction follows).
-    derived = [
-        op for op in (person_events.moved(warehouse, workspace_id, old, done.nodes),) if op is not None
-    ]
+    derived: list[Replace] = []
+    if (relabel := person_events.moved(warehouse, workspace_id, old, changed)) is not None:
+        derived.append(relabel)
     if events is not None:
         derived.append(person_events.added(warehouse, workspace_id, events, found.records, done.nodes))
     warehouse.write([
