@@ -21,6 +21,7 @@ the compiler (never by the definition).
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 import unicodedata
@@ -125,12 +126,13 @@ def segment_context(
 def members(definition: Definition, ctx: SegmentContext) -> ibis.Table:
     """The members' profile rows (every column), for previews and breakdowns."""
     profiles = ctx.profiles
-    test = _Compiler(ctx, profiles).group(definition, "", ())
-    return profiles.filter(profiles.workspace_id == _text(ctx.workspace_id), test)
+    return profiles.filter(
+        profiles.workspace_id == _text(ctx.workspace_id), predicate(definition, ctx, profiles)
+    )
 
 
 def predicate(definition: Definition, ctx: SegmentContext, profiles: ibis.Table) -> ibis.BooleanValue:
-    """The membership test over `profiles` rows (already filtered to the workspace)."""
+    """The membership test over `profiles` rows (the caller filters them to the workspace)."""
     return _Compiler(ctx, profiles).group(definition, "", ())
 
 
@@ -275,7 +277,7 @@ class _Compiler:
         today = self.now.astimezone(self.ctx.timezone).date()
         days = [today + timedelta(days=i) for i in range(value["days"] + 1)]
         wanted = {d.month * 100 + d.day for d in days}
-        if 228 in wanted and not _leap(today.year if today.month <= 2 else today.year + 1):
+        if 228 in wanted and not calendar.isleap(today.year if today.month <= 2 else today.year + 1):
             wanted.add(229)  # people born on 29 February celebrate on the 28th in common years
         return month_day.isin(sorted(wanted)).fill_null(False)
 
@@ -702,10 +704,6 @@ def _channel(value: str, path: str) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _valid_key(key: str) -> bool:

@@ -44,7 +44,7 @@ from quanyu.warehouse.base import Warehouse
 from quanyu.warehouse.schema import PERSON_EVENTS
 
 if TYPE_CHECKING:
-    from quanyu.segments.saved import SavedSegments
+    from quanyu.segments.saved import LiveSegment, SavedSegments
 
 log = logging.getLogger(__name__)
 
@@ -274,15 +274,16 @@ class RealtimeSegments:
         fresh = events.filter(events.batch_id.isin(list(batch_ids)))
         done: list[Refresh] = []
         for ws in warehouse.execute(fresh.select("workspace_id").distinct()).column(0).to_pylist():
-            if not self._realtime(ws):
+            segments = self._realtime(ws)
+            if not segments:
                 continue
             labelled = warehouse.execute(arriving_events(fresh, warehouse.table("identity_nodes"), ws))
             if labelled.num_rows:
                 people = sorted(set(labelled.column("profile_id").to_pylist()))
-                done += self.on_profiles(warehouse, ws, people, arriving=ibis.memtable(labelled))
+                done += self._evaluate(warehouse, ws, segments, people, ibis.memtable(labelled))
         return done
 
-    def _realtime(self, workspace_id: str) -> list[Any]:
+    def _realtime(self, workspace_id: str) -> list[LiveSegment]:
         try:
             live = self.store.live_definitions(workspace_id)
         except Exception:
@@ -292,16 +293,22 @@ class RealtimeSegments:
         return [s for s in live if mode_of(s.definition, definitions.get)[0] == "realtime"]
 
     def on_profiles(
-        self,
-        warehouse: Warehouse,
-        workspace_id: str,
-        profile_ids: Sequence[str],
-        arriving: ibis.Table | None = None,
+        self, warehouse: Warehouse, workspace_id: str, profile_ids: Sequence[str]
     ) -> list[Refresh]:
         if not profile_ids:
             return []
+        return self._evaluate(warehouse, workspace_id, self._realtime(workspace_id), profile_ids, None)
+
+    def _evaluate(
+        self,
+        warehouse: Warehouse,
+        workspace_id: str,
+        segments: list[LiveSegment],
+        profile_ids: Sequence[str],
+        arriving: ibis.Table | None,
+    ) -> list[Refresh]:
         done = []
-        for segment in self._realtime(workspace_id):
+        for segment in segments:
             try:
                 done.append(
                     refresh_people(warehouse, self.store, workspace_id, segment.segment_id, profile_ids,
