@@ -259,6 +259,7 @@ def test_batch_with_invalid_items_stores_valid_ones_and_quarantines_the_rest(
     assert all(e["reason"] and e["status"] == "quarantined" for e in listed)
     status = api.get("/api/v1/pipeline/status", headers=tenant.bearer).json()
     assert status["quarantined"] == len(INVALID_ITEMS)
+    assert status["identity_pending_batches"] == 0  # the drain stitched what it stored
 
     # Fix one and replay it with the corrected payload: it is stored, and leaves the quarantine.
     [entry] = [e for e in listed if e["code"] == "missing_field"]

@@ -168,8 +168,7 @@ class LocalBackend:
     def pipeline_status(self) -> dict[str, Any]:
         from quanyu.pipeline.status import pipeline_status
 
-        pipeline = self.platform.pipeline
-        pending = len(pipeline.identity.pending()) if pipeline.config.resolve_identities else 0
+        pending = self.platform.pipeline.identity_pending()
         return pipeline_status(self.platform.queue, self.platform.quarantine, self.workspace_id, pending)
 
     def pipeline_run(self) -> dict[str, Any]:

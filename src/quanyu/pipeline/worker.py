@@ -120,6 +120,11 @@ class Pipeline:
                 total.people = self.identity.run().public()
         return total
 
+    def identity_pending(self) -> int:
+        """Stored batches the identity graph (and so profiles) has not taken in yet, up to
+        the stage's slice size: 0 once everything is stitched."""
+        return len(self.identity.pending()) if self.config.resolve_identities else 0
+
     def _stored(self, batch_ids: list[int]) -> None:
         if not batch_ids or not self.config.resolve_identities:
             return

@@ -14,8 +14,7 @@ router = APIRouter(prefix="/api/v1/pipeline", tags=["pipeline 处理"])
 
 @router.get("/status", operation_id="pipeline_status")
 def status(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
-    pipeline = platform.pipeline
-    pending = len(pipeline.identity.pending()) if pipeline.config.resolve_identities else 0
+    pending = platform.pipeline.identity_pending()
     return pipeline_status(platform.queue, platform.quarantine, caller.workspace_id, pending)
 
 
