@@ -16,7 +16,7 @@ from typing import Any
 import ibis
 
 from quanyu.errors import InvalidInput
-from quanyu.segments.compiler import compile_segment, members
+from quanyu.segments.compiler import members
 from quanyu.segments.evaluation import DEFAULT_TIMEOUT, run
 from quanyu.segments.membership import key_fields
 from quanyu.segments.saved import SavedSegments
@@ -66,7 +66,7 @@ def preview(
             **{d: _fold(combos, lambda c, d=d: c[d]) for d in DIMENSIONS},
             "domain": _fold(combos, _domain),
         },
-        "sql": str(ibis.to_sql(compile_segment(definition, ctx), dialect="duckdb")),
+        "sql": str(ibis.to_sql(rows.select("profile_id"), dialect="duckdb")),  # = compile_segment
         "evaluated_at": ctx.now.isoformat(),
         "elapsed_ms": int((time.perf_counter() - started) * 1000),
     }
