@@ -56,6 +56,7 @@ from quanyu.segments.definition import (
     TagCondition,
     TimeTest,
     TraitCondition,
+    bad,
     path_of,
 )
 from quanyu.warehouse.base import Warehouse
@@ -629,14 +630,6 @@ def _window(value: Any, where: str) -> Any:
 
 # ----------------------------------------------------------------------------------------------
 # Literals
-
-
-def bad(where: str, message: str) -> InvalidInput:
-    return InvalidInput(
-        f"分群定义无效 / invalid segment definition at {where or '(root)'}: {message}",
-        code="invalid_segment",
-        details=[{"path": where or "(root)", "message": message}],
-    )
 
 
 def _text(value: str) -> ibis.Value:

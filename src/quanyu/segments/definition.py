@@ -446,6 +446,16 @@ def invalid(exc: ValidationError) -> InvalidInput:
     )
 
 
+def bad(where: str, message: str) -> InvalidInput:
+    """A definition refused at the node `where` (a JSON path such as `conditions[2].not.window`):
+    the one error shape every check of a definition answers with."""
+    return InvalidInput(
+        f"分群定义无效 / invalid segment definition at {where or '(root)'}: {message}",
+        code="invalid_segment",
+        details=[{"path": where or "(root)", "message": message}],
+    )
+
+
 def path_of(loc: tuple[Any, ...] | list[Any]) -> str:
     """A pydantic error location as a JSON path, without the union tags pydantic inserts (they
     start with "~", which no field name does)."""

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from quanyu.errors import InvalidInput
-from quanyu.segments.definition import Absolute, CalendarWindow, Rolling, Span
+from quanyu.segments.definition import Absolute, CalendarWindow, Rolling, Span, bad
 
 _STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
          "week": timedelta(weeks=1)}  # fmt: skip
@@ -48,7 +47,7 @@ def resolve(
     start = _instant(window.from_, zone, f"{where}.from") if window.from_ is not None else None
     end = _instant(window.to, zone, f"{where}.to") if window.to is not None else None
     if start is not None and end is not None and start >= end:
-        raise _bad(f"{where}.to", f"to must come after from ({window.to!r} ≤ {window.from_!r})")
+        raise bad(f"{where}.to", f"to must come after from ({window.to!r} ≤ {window.from_!r})")
     return Interval(start, end)
 
 
@@ -104,7 +103,7 @@ def instant(value: str | dict[str, int], now: datetime, zone: ZoneInfo, where: s
             or isinstance(days, bool)
             or not 0 <= days <= 36_500
         ):
-            raise _bad(where, f'expected {{"days_ago": N}} with 0 ≤ N ≤ 36500, got {value!r}')
+            raise bad(where, f'expected {{"days_ago": N}} with 0 ≤ N ≤ 36500, got {value!r}')
         return now - timedelta(days=days)
     return _instant(value, zone, where)
 
@@ -116,15 +115,7 @@ def _instant(value: str, zone: ZoneInfo, where: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
     except (ValueError, OverflowError):  # not a time, or a time outside years 1-9999 in UTC
-        raise _bad(
+        raise bad(
             where,
             f'expected an ISO-8601 date or time ("2026-03-01", "2026-03-01T08:00:00+08:00"), got {value!r}',
         ) from None
-
-
-def _bad(where: str, message: str) -> InvalidInput:
-    return InvalidInput(
-        f"分群定义无效 / invalid segment definition at {where or '(root)'}: {message}",
-        code="invalid_segment",
-        details=[{"path": where or "(root)", "message": message}],
-    )
