@@ -37,6 +37,9 @@ _TYPES = [
     SourceType("ads", "ads", "public", "online", "广告投放 Ads"),
     SourceType("crm", "crm", "private", "offline", "CRM"),
     SourceType("server", "server", "private", "online", "服务端 Server"),
+    # Quanyu's own events about the messages it sends: receipts (delivered, opened, clicked,
+    # bounced), journey effects (traits set, lead scores) and consent from unsubscribe links.
+    SourceType("messaging", "messaging", "private", "online", "消息触达 Messaging (journeys, receipts)"),
 ]
 
 SOURCE_TYPES: dict[str, SourceType] = {t.name: t for t in _TYPES}

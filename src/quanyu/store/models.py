@@ -8,6 +8,8 @@ from typing import ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -187,3 +189,276 @@ class EventGroup(Base):
     events: Mapped[list] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+# ---------------------------------------------------------------------------------------------
+# Journeys and channels (migration 0004)
+
+
+class JourneyRow(Base):
+    """A journey: its name, state and versions. `live_version` is what new enrollments get."""
+
+    __tablename__ = "journeys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # draft | live | paused | archived
+    current_version: Mapped[int] = mapped_column(Integer)
+    live_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Date and schedule triggers: the last occurrence already fired (so a restart never re-fires).
+    last_fired: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class JourneyVersion(Base):
+    __tablename__ = "journey_versions"
+    journey_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("journeys.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Enrollment(Base):
+    """One person's run through one journey version: where they are and when they are due.
+
+    `status` active → done. At a wait, `waiting` is set and `due_at` is when it ends (or the
+    timeout of a wait for an event); `resume` says why a waiting enrollment became due early
+    ("event"). `exit_pending` marks an exit criterion met "at step end".
+    """
+
+    __tablename__ = "journey_enrollments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    journey_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    profile_id: Mapped[str] = mapped_column(String(64))
+    entry_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(8))  # active | done
+    node: Mapped[str] = mapped_column(String(64))
+    waiting: Mapped[bool] = mapped_column(Boolean, default=False)
+    resume: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    arm: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    exit_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    exit_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    goal_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    context: Mapped[dict] = mapped_column(JSON, default=dict)  # trigger event, person snapshot
+    __table_args__ = (
+        Index("ux_enrollments_entry", "journey_id", "entry_key", unique=True),
+        Index("ix_enrollments_person", "journey_id", "profile_id"),
+        Index(
+            "ix_enrollments_due",
+            "due_at",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class JourneyStep(Base):
+    """The append-only step log: every node an enrollment passed and what happened there.
+    Journey statistics are counted from here."""
+
+    __tablename__ = "journey_steps"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    journey_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    enrollment_id: Mapped[int] = mapped_column(BigInteger)
+    node: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    arm: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        Index("ix_journey_steps_journey", "journey_id", "node", "kind"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class OutboxMessage(Base):
+    """A send (or effect) waiting for, going through, or past its channel adapter.
+
+    Written in the same transaction as the step that decided it; the dispatcher marks it
+    `sending` (committed) before the provider call, then `sent` / `failed` / `unknown` after.
+    A row left `sending` by a crash is never sent again unless its adapter is idempotent.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    journey_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    enrollment_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    profile_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    config_id: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(2000))
+    purpose: Mapped[str] = mapped_column(String(16))
+    content: Mapped[dict] = mapped_column(JSON)
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(12))  # pending | sending | sent | failed | unknown | cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    complained_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (
+        Index(
+            "ix_outbox_due",
+            "next_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_outbox_sending",
+            "claimed_at",
+            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text("status = 'sending'"),
+        ),
+        Index("ix_outbox_provider", "provider_id"),
+        Index("ix_outbox_journey", "journey_id", "node"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class ConsentRecord(Base):
+    """The append-only consent log: each grant or withdrawal with its source and time.
+    `subject` is a profile id (`subject_type` profile) or an address (phone, e-mail, openid)."""
+
+    __tablename__ = "consent_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))  # a channel or "*"
+    purpose: Mapped[str] = mapped_column(String(32))  # marketing, or "*"
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(
+        String(64)
+    )  # event, segment_consent, sms_reply, api, form, unsubscribe_link
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    __table_args__ = (
+        Index("ix_consent_log_subject", "workspace_id", "subject"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class ConsentState(Base):
+    """The latest consent per (subject, channel, purpose): what sends are checked against."""
+
+    __tablename__ = "consent_state"
+    workspace_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Suppression(Base):
+    """An address (or a whole profile, channel "*") nothing may be sent to."""
+
+    __tablename__ = "suppressions"
+    workspace_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    address: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FrequencyCount(Base):
+    """Marketing sends per person, channel and calendar day in the person's time zone."""
+
+    __tablename__ = "frequency_counts"
+    workspace_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class MessagingPolicy(Base):
+    """A workspace's send rules: quiet hours, daily caps, opt-in channels, holdout, kill switch."""
+
+    __tablename__ = "messaging_policies"
+    workspace_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    quiet_hours: Mapped[str] = mapped_column(String(16))  # "21:00-09:00", "" for none
+    caps: Mapped[dict] = mapped_column(JSON)  # channel -> sends per local day
+    opt_in_channels: Mapped[list] = mapped_column(JSON)
+    holdout_percent: Mapped[float] = mapped_column(Float)
+    kill_switch: Mapped[bool] = mapped_column(Boolean, default=False)
+    kill_switch_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    kill_switch_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelConfig(Base):
+    """A configured channel adapter (an SMTP server, an SMS account, an official account)."""
+
+    __tablename__ = "channel_configs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict] = mapped_column(JSON)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JourneyCursor(Base):
+    """How far the journey intake has read a stream (segment signals per workspace)."""
+
+    __tablename__ = "journey_cursors"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuideTask(Base):
+    """A task a journey created for a sales rep or store guide (follow up, call, invite)."""
+
+    __tablename__ = "guide_tasks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    workspace_id: Mapped[str] = mapped_column(String(40), index=True)
+    profile_id: Mapped[str] = mapped_column(String(64))
+    assignee: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text)
+    journey_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = ({"sqlite_autoincrement": True},)

@@ -1,0 +1,241 @@
+"""The outbox dispatcher: sends what the steps queued, exactly once or not at all.
+
+1. Claim due `pending` rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL) of workspaces whose kill
+   switch is off, and mark them `sending` with the claim time — committed before any provider
+   is called.
+2. Call each adapter with its rows (one batch per channel configuration).
+3. Record the outcome: `sent` (with the provider's id), `failed`, `retry` → `pending` again
+   after a backoff (bounded), `unknown` → retried only if the adapter's provider drops repeats
+   of the same key (`idempotent`), else left `unknown` for good.
+
+A worker killed between 1 and 3 leaves rows `sending`. After the lease (`recover`), they go
+back to `pending` if their adapter is idempotent (the provider will drop the repeat) and to
+`unknown` otherwise: at most one send per key, whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message, SendResult
+from quanyu.channels.configs import ChannelConfigs
+from quanyu.journeys.clock import Clock, SystemClock
+from quanyu.journeys.engine import worker_name
+from quanyu.journeys.policy import Policies
+from quanyu.store.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+_O = OutboxMessage.__table__
+MAX_ATTEMPTS = 5
+BACKOFF = (30, 120, 600, 1800, 3600)  # seconds before attempt 2, 3, …
+# One statement for every outcome, run as an executemany: guarded by `sending`, so a row that
+# recovery already gave up on is left as recovery decided.
+_RECORD = (
+    update(_O)
+    .where(_O.c.id == bindparam("b_id"), _O.c.status == "sending")
+    .values(status=bindparam("b_status"), provider_id=bindparam("b_provider"), error_code=bindparam("b_code"),
+            error=bindparam("b_error"), sent_at=bindparam("b_sent"), next_at=bindparam("b_next"))
+)  # fmt: skip
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    held: int = 0  # rows of workspaces whose kill switch is on
+    recovered: int = 0
+
+    def add(self, other: DispatchReport) -> None:
+        self.claimed += other.claimed
+        self.held = max(self.held, other.held)
+        self.recovered += other.recovered
+        for k, v in other.outcomes.items():
+            self.outcomes[k] = self.outcomes.get(k, 0) + v
+
+    def public(self) -> dict[str, Any]:
+        return {"claimed": self.claimed, "outcomes": dict(self.outcomes), "held": self.held,
+                "recovered": self.recovered}  # fmt: skip
+
+
+AdapterFor = Callable[[str, str, str], ChannelAdapter]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        policies: Policies,
+        channels: ChannelConfigs,
+        *,
+        clock: Clock | None = None,
+        effects: ChannelAdapter | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        worker: str | None = None,
+        on_sent: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policies = policies
+        self.channels = channels
+        self.clock = clock or SystemClock()
+        self.effects = effects
+        self.lease = lease
+        self.worker = worker or worker_name()
+        self.on_sent = on_sent
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def dispatch(self, limit: int = 2000) -> DispatchReport:
+        report = DispatchReport(recovered=self.recover())
+        rows = self._claim(limit, report)
+        if not rows:
+            return report
+        report.claimed = len(rows)
+        groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+        for row in rows:
+            groups[(row.workspace_id, row.config_id, row.channel)].append(row)
+        results: list[tuple[Any, SendResult, bool]] = []
+        for (ws, config_id, channel), members in groups.items():
+            results += self._send(ws, config_id, channel, members)
+        self._record(results, report)
+        return report
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    def _claim(self, limit: int, report: DispatchReport) -> list[Any]:
+        now = self.clock.now()
+        stmt = select(_O).where(_O.c.status == "pending", _O.c.next_at <= now)
+        if self.effects is None:  # tags and traits need the warehouse side
+            stmt = stmt.where(_O.c.channel != "internal")
+        stmt = stmt.order_by(_O.c.next_at).limit(limit)
+        if self._postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            rows = list(conn.execute(stmt).all())
+            killed = {ws for ws in {r.workspace_id for r in rows} if self.policies.get(ws).kill_switch}
+            if killed:
+                report.held = sum(1 for r in rows if r.workspace_id in killed)
+                rows = [r for r in rows if r.workspace_id not in killed]
+            ids = [r.id for r in rows]
+            for i in range(0, len(ids), 5000):
+                conn.execute(update(_O).where(_O.c.id.in_(ids[i : i + 5000]))
+                             .values(status="sending", claimed_at=now, claimed_by=self.worker,
+                                     attempts=_O.c.attempts + 1))  # fmt: skip
+        return rows
+
+    def recover(self) -> int:
+        """Rows left `sending` past the lease by a dead worker: back to pending when resending is
+        safe (idempotent adapter), else `unknown` — never a second, blind send."""
+        cutoff = self.clock.now() - self.lease
+        with self.engine.begin() as conn:
+            stale = conn.execute(
+                select(_O.c.id, _O.c.workspace_id, _O.c.config_id, _O.c.channel)
+                .where(_O.c.status == "sending", _O.c.claimed_at < cutoff).limit(10_000)
+            ).all()  # fmt: skip
+            if not stale:
+                return 0
+            safe: list[int] = []
+            unsafe: list[int] = []
+            for r in stale:
+                (safe if self._idempotent(r.workspace_id, r.config_id, r.channel) else unsafe).append(r.id)
+            if safe:
+                conn.execute(update(_O).where(_O.c.id.in_(safe), _O.c.status == "sending")
+                             .values(status="pending", next_at=self.clock.now()))  # fmt: skip
+            if unsafe:
+                conn.execute(update(_O).where(_O.c.id.in_(unsafe), _O.c.status == "sending")
+                             .values(status="unknown", error_code="interrupted",
+                                     error="发送中断，结果未知，不再重发 / interrupted mid-send; not resent"))  # fmt: skip
+        log.warning("outbox: recovered %d interrupted sends (%d resendable)", len(stale), len(safe))
+        return len(stale)
+
+    def _idempotent(self, ws: str, config_id: str, channel: str) -> bool:
+        try:
+            return bool(self._adapter(ws, config_id, channel).idempotent)
+        except Exception:
+            return False
+
+    def _adapter(self, ws: str, config_id: str, channel: str) -> ChannelAdapter:
+        if channel == "internal":
+            if self.effects is None:
+                raise ChannelConfigError("internal effects need the warehouse side")
+            return self.effects
+        return self.channels.adapter(ws, config_id, channel)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _send(
+        self, ws: str, config_id: str, channel: str, rows: list[Any]
+    ) -> list[tuple[Any, SendResult, bool]]:
+        try:
+            adapter = self._adapter(ws, config_id, channel)
+        except ChannelConfigError as exc:
+            return [
+                (r, SendResult(r.key, "failed", error_code="no_channel", error=str(exc)), False) for r in rows
+            ]
+        messages = [Message(key=r.key, workspace_id=r.workspace_id, profile_id=r.profile_id, channel=r.channel,
+                            to=r.address, content=r.content, purpose=r.purpose, meta=r.meta or {})
+                    for r in rows]  # fmt: skip
+        try:
+            answers = {res.key: res for res in adapter.send(messages)}
+        except Exception as exc:  # an adapter bug: nobody knows what went out
+            log.exception("channel adapter %s failed", getattr(adapter, "type", adapter))
+            answers = {m.key: SendResult(m.key, "unknown", error_code="adapter_error", error=repr(exc)[:500])
+                       for m in messages}  # fmt: skip
+        idempotent = bool(adapter.idempotent)
+        return [(r, answers.get(r.key) or SendResult(r.key, "unknown", error_code="no_answer",
+                                                     error="adapter gave no result"), idempotent)
+                for r in rows]  # fmt: skip
+
+    def _record(self, results: list[tuple[Any, SendResult, bool]], report: DispatchReport) -> None:
+        now = self.clock.now()
+        sent_plain: list[int] = []
+        singles: list[dict[str, Any]] = []
+        sent_rows: list[dict[str, Any]] = []
+        for row, res, idempotent in results:
+            outcome = res.outcome
+            if outcome == "unknown" and idempotent:
+                outcome = "retry"
+            if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
+                outcome, res = "failed", SendResult(res.key, "failed", res.provider_id, res.error_code or "gave_up",
+                                                    f"重试 {MAX_ATTEMPTS} 次后放弃 / gave up after {MAX_ATTEMPTS} attempts: "
+                                                    f"{res.error or ''}")  # fmt: skip
+            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+            if outcome == "sent":
+                sent_rows.append({"key": row.key, "workspace_id": row.workspace_id, "profile_id": row.profile_id,
+                                  "channel": row.channel, "journey_id": row.journey_id, "node": row.node,
+                                  "provider_id": res.provider_id, "meta": row.meta, "content": row.content,
+                                  "address": row.address})  # fmt: skip
+                if res.provider_id is None and res.error_code is None:
+                    sent_plain.append(row.id)
+                    continue
+            next_at = row.next_at
+            if outcome == "retry":
+                wait = res.retry_after or BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)]
+                next_at = now + timedelta(seconds=wait)
+            singles.append({"b_id": row.id, "b_status": "pending" if outcome == "retry" else outcome,
+                            "b_provider": res.provider_id, "b_code": res.error_code, "b_error": res.error,
+                            "b_sent": now if outcome == "sent" else None, "b_next": next_at})  # fmt: skip
+        with self.engine.begin() as conn:
+            for i in range(0, len(sent_plain), 5000):
+                conn.execute(update(_O).where(_O.c.id.in_(sent_plain[i : i + 5000]), _O.c.status == "sending")
+                             .values(status="sent", sent_at=now))  # fmt: skip
+            if singles:
+                conn.execute(_RECORD, singles)
+        if sent_rows and self.on_sent is not None:
+            try:
+                self.on_sent(sent_rows)
+            except Exception:
+                log.exception("outbox on_sent hook failed")
+
+
+def pending_count(conn: Connection) -> int:
+    from sqlalchemy import func
+
+    return int(conn.execute(select(func.count()).select_from(_O).where(_O.c.status.in_(("pending", "sending"))))
+               .scalar_one())  # fmt: skip
