@@ -282,10 +282,10 @@ def take_cap(conn: Connection, workspace_id: str, profile_id: str, channel: str,
     if cap <= 0:
         return False
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(_FC).values(
+    base = insert(_FC).values(
         workspace_id=workspace_id, profile_id=profile_id, channel=channel, day=day, count=1
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = base.on_conflict_do_update(
         index_elements=["workspace_id", "profile_id", "channel", "day"],
         set_={"count": _FC.c.count + 1},
         where=_FC.c.count < cap,
