@@ -396,10 +396,13 @@ def test_connection_refused_is_retry() -> None:
         {"access_key_secret": SECRET},
     )
     try:
-        [result] = adapter.send([msg("13800000006")])
+        results = adapter.send([msg("13800000006", key="a"), msg("13800000007", key="b")])
     finally:
         adapter.close()
-    assert result.outcome == "retry"
+    assert [(r.key, r.outcome, r.error_code) for r in results] == [
+        ("a", "retry", "connect"),
+        ("b", "retry", "connect"),
+    ]
 
 
 def test_bad_content_fails_without_a_request(fake: FakeDysms) -> None:

@@ -198,7 +198,18 @@ class AliyunSmsAdapter:
         self._client.close()
 
     def send(self, messages: Sequence[Message]) -> list[SendResult]:
-        return [self._send_one(message) for message in messages]
+        results: list[SendResult] = []
+        for i, message in enumerate(messages):
+            result = self._send_one(message)
+            results.append(result)
+            if result.outcome == "retry" and result.error_code == "connect":
+                # The endpoint is unreachable: the rest would only wait for the same failure.
+                results.extend(
+                    SendResult(m.key, "retry", error_code="connect", error=result.error)
+                    for m in messages[i + 1 :]
+                )
+                break
+        return results
 
     def request_params(self, message: Message) -> dict[str, str]:
         """The signed query parameters for one message; raises ValueError on bad content."""
@@ -239,7 +250,9 @@ class AliyunSmsAdapter:
         except httpx.HTTPError as exc:
             outcome, reason = transport_outcome(exc)
             log.warning("aliyun sms %s: %s", message.key, reason)
-            return SendResult(message.key, outcome, error=reason)
+            return SendResult(
+                message.key, outcome, error_code="connect" if outcome == "retry" else None, error=reason
+            )
         return self._result(message.key, response)
 
     def _result(self, key: str, response: httpx.Response) -> SendResult:
