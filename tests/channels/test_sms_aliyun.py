@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from quanyu.channels import registry
-from quanyu.channels.base import ChannelConfigError, Message
+from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message
 from quanyu.channels.sms import aliyun
 
 KEY_ID = "LTAI5tTestKeyId"
@@ -459,6 +459,7 @@ def test_registered_with_its_secret() -> None:
         "aliyun_sms", {"access_key_id": "x", "sign_name": "s"}, {"access_key_secret": "s3cr3t-value"}
     )
     try:
+        assert isinstance(adapter, ChannelAdapter)
         assert adapter.idempotent is False
         assert "s3cr3t" not in repr(adapter)
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from quanyu.channels import registry
-from quanyu.channels.base import ChannelConfigError, Message
+from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message
 from quanyu.channels.sms import generic
 
 SECRET = "gateway-shared-secret"
@@ -252,6 +252,7 @@ def test_registered_with_its_secret() -> None:
     assert (kind.channel, kind.secrets) == ("sms", ("secret",))
     adapter = registry.build("http_sms", {"url": "https://sms.example.com/"}, {"secret": "s3cr3t-value"})
     try:
+        assert isinstance(adapter, ChannelAdapter)
         assert "s3cr3t" not in repr(adapter)
     finally:
         adapter.close()

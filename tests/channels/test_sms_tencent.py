@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from quanyu.channels import registry
-from quanyu.channels.base import ChannelConfigError, Message
+from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message
 from quanyu.channels.sms import tencent
 
 SECRET_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
@@ -455,7 +455,30 @@ def test_registered_with_its_secret() -> None:
         {"secret_key": "s3cr3t-key"},
     )
     try:
+        assert isinstance(adapter, ChannelAdapter)
         assert adapter.idempotent is False
         assert "s3cr3t" not in repr(adapter)
     finally:
         adapter.close()
+
+
+def test_grouping_many_identical_messages_is_fast_and_complete() -> None:
+    adapter = tencent.TencentSmsAdapter(
+        secret_id="x",
+        secret_key="y",
+        sms_sdk_app_id=APP_ID,
+        sign_name="s",
+        endpoint="https://sms.example.com",
+    )
+    try:
+        messages = [msg(f"138{i:08d}", f"k{i}") for i in range(5000)]
+        messages += [msg("13800000000", f"again{i}") for i in range(3)]  # one person, three messages
+        started = time.monotonic()
+        requests, failed = adapter._groups(messages)
+        assert time.monotonic() - started < 2
+    finally:
+        adapter.close()
+    assert failed == []
+    assert sorted(item.message.key for batch in requests for item in batch) == sorted(m.key for m in messages)
+    assert all(len(batch) <= 200 and len({i.phone for i in batch}) == len(batch) for batch in requests)
+    assert len(requests) == 28  # 5000 / 200 = 25 full, and each repeat of one number needs its own request

@@ -280,16 +280,19 @@ class TencentSmsAdapter:
         for items in by_content.values():
             # Fill requests in order; a repeated number (two messages for one person) starts its
             # own request, since answers are matched back by number.
-            open_requests: list[list[_Item]] = []
+            batches: list[tuple[list[_Item], set[str]]] = []
+            first_open = 0  # batches before this one are full
             for item in items:
-                for batch in open_requests:
-                    if len(batch) < self.batch_size and all(other.phone != item.phone for other in batch):
+                for batch, phones in batches[first_open:]:
+                    if item.phone not in phones:
                         batch.append(item)
+                        phones.add(item.phone)
                         break
                 else:
-                    batch = [item]
-                    open_requests.append(batch)
-                    requests.append(batch)
+                    batches.append(([item], {item.phone}))
+                    requests.append(batches[-1][0])
+                while first_open < len(batches) and len(batches[first_open][0]) >= self.batch_size:
+                    first_open += 1
         return requests, failed
 
     def send(self, messages: Sequence[Message]) -> list[SendResult]:
