@@ -25,7 +25,7 @@ import pytest
 
 from quanyu.channels import registry
 from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message
-from quanyu.channels.sms import aliyun
+from quanyu.channels.sms import aliyun, phones
 
 KEY_ID = "LTAI5tTestKeyId"
 SECRET = "testAccessKeySecret"
@@ -464,3 +464,38 @@ def test_registered_with_its_secret() -> None:
         assert "s3cr3t" not in repr(adapter)
     finally:
         adapter.close()
+
+
+# -- phone numbers (shared by every SMS adapter) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "13800138000",
+        "+8613800138000",
+        "+86 138 0013 8000",
+        "0086-138-0013-8000",
+        "86 13800138000",
+        "(+86) 138.0013.8000",
+        "１３８００１３８０００",  # full-width digits pasted from a chat window
+        "＋８６ １３８００１３８０００",
+    ],
+)
+def test_mainland_mobiles_normalise(raw: str) -> None:
+    assert phones.normalize_cn_mobile(raw) == "13800138000"
+    assert phones.to_e164(raw) == "+8613800138000"
+    assert phones.is_cn_mobile(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "12345", "12800138000", "1380013800", "138001380001", "+1 415 555 0100", "010-12345678", "abc"],
+)
+def test_other_numbers_are_refused_with_a_bilingual_masked_message(raw: str) -> None:
+    with pytest.raises(ValueError, match=r"手机号 .* / invalid mainland China mobile number") as caught:
+        phones.normalize_cn_mobile(raw)
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if len(digits) >= 5:
+        assert digits not in str(caught.value)  # the number is masked
+    assert not phones.is_cn_mobile(raw)
