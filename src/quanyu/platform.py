@@ -13,6 +13,8 @@ from quanyu.collect.quarantine import Quarantine
 from quanyu.collect.queue import IngestQueue
 from quanyu.collect.sources import Sources
 from quanyu.identity.declared_types import DeclaredTypes
+from quanyu.journeys.clock import OffsetClock
+from quanyu.journeys.service import Journeys
 from quanyu.org.vault import Vault
 from quanyu.org.workspaces import Workspaces
 from quanyu.pipeline.worker import Pipeline, PipelineConfig
@@ -46,6 +48,17 @@ class Platform:
         self.committer = GroupCommitter(self.engine, self.queue, self.quarantine, settings.max_inflight_bytes)
         self.committer.on_commit.append(self.backlog.on_commit)
         self.intake = Intake(self.committer, self.backlog, self.quarantine)
+        clock = (
+            OffsetClock(timedelta(seconds=settings.journey_clock_offset_seconds))
+            if settings.journey_clock_offset_seconds
+            else None
+        )
+        self.journeys = Journeys(
+            self.engine, self.vault, self.segments, self.queue, self.sources, data_dir=settings.data_dir,
+            smtp_url=settings.smtp_url, public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            allow_networks=tuple(settings.webhook_allow_networks), clock=clock,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+        )  # fmt: skip
         self._warehouse: Warehouse | None = None
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
@@ -76,11 +89,14 @@ class Platform:
             pipeline.on_profiles.append(
                 lambda ws, ids: self.realtime.on_profiles(pipeline.warehouse, ws, ids)
             )
+            # Once the identity graph has taken new events in, journeys hear about them at once.
+            pipeline.on_drained.append(lambda: self.journeys.intake_once(pipeline.warehouse))
             self._pipeline = pipeline
         return self._pipeline
 
     def close(self) -> None:
         self.committer.stop()
+        self.journeys.channels.close()
         if self._warehouse is not None:
             self._warehouse.close()
             self._warehouse = None

@@ -51,6 +51,18 @@ class Settings(BaseSettings):
     segment_timeout_seconds: float = Field(default=30, gt=0)
     segment_realtime_timeout_seconds: float = Field(default=5, gt=0)
 
+    # Journeys and channels. `smtp_url` is the default e-mail channel (smtp:// or smtps://, see
+    # docs/channels.md); `public_url` is where people reach this server (unsubscribe links,
+    # open/click tracking); webhooks may only reach private networks listed here (CIDRs).
+    journeys_enabled: bool = True
+    journey_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_lease_seconds: float = Field(default=300, gt=0)
+    smtp_url: str | None = None
+    public_url: str | None = None
+    webhook_allow_networks: list[str] = Field(default_factory=list)
+    # Moves the journeys' clock forward (the demo runs a month of journeys in a minute).
+    journey_clock_offset_seconds: float = 0
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -11,7 +11,18 @@ from fastapi.responses import HTMLResponse
 
 from quanyu import __version__
 from quanyu.api import errors
-from quanyu.api.routes import collect, events, pipeline, profiles, quarantine, segments, sources
+from quanyu.api.routes import (
+    collect,
+    events,
+    journeys,
+    messaging,
+    pipeline,
+    profiles,
+    quarantine,
+    segments,
+    sources,
+    tracking,
+)
 from quanyu.platform import Platform
 from quanyu.segments.schedule import run_schedule
 from quanyu.settings import Settings
@@ -57,12 +68,23 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             )
             worker.start()
         schedule = _segment_schedule(platform, stop)
+        journeys = None
+        if settings.journeys_enabled:
+            journeys = threading.Thread(
+                target=platform.journeys.run_forever,
+                args=(stop, lambda: platform.warehouse, settings.journey_interval_seconds),
+                name="quanyu-journeys",
+                daemon=True,
+            )
+            journeys.start()
         yield
         stop.set()
         if worker is not None:
             worker.join(timeout=60)
         if schedule is not None:
             schedule.join(timeout=60)
+        if journeys is not None:
+            journeys.join(timeout=60)
         platform.close()
 
     app = FastAPI(
@@ -72,7 +94,18 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     errors.install(app)
-    for module in (collect, sources, pipeline, events, quarantine, profiles, segments):
+    for module in (
+        collect,
+        sources,
+        pipeline,
+        events,
+        quarantine,
+        profiles,
+        segments,
+        journeys,
+        messaging,
+        tracking,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", operation_id="health", tags=["health"])

@@ -102,6 +102,29 @@ class ChannelConfigs:
             self._adapters.setdefault(cache_key, adapter)
             return self._adapters[cache_key]
 
+    def webhook_for(self, workspace_id: str, url: str, via: str = "") -> ChannelAdapter:
+        """An adapter posting to a journey step's own URL (signed with the `via` config's secret)."""
+        cache_key = (workspace_id, f"url:{via}:{url}")
+        with self._guard:
+            found = self._adapters.get(cache_key)
+        if found is not None:
+            return found
+        settings: dict[str, Any] = {"url": url, "allow": list(self.allow_networks)}
+        secret: dict[str, str] = {}
+        if via:
+            with reading(self.engine) as conn:
+                row = conn.execute(
+                    select(_C).where(_C.c.workspace_id == workspace_id, _C.c.id == via)
+                ).first()
+            if row is None:
+                raise NoChannel(f"渠道配置不存在 / channel config {via} not found")
+            settings = {**row.settings, "url": url}
+            secret = self.vault.open(row.secrets)
+        adapter = build("webhook", settings, secret)
+        with self._guard:
+            self._adapters.setdefault(cache_key, adapter)
+            return self._adapters[cache_key]
+
     def _build(self, workspace_id: str, config_id: str, channel: str) -> ChannelAdapter:
         with reading(self.engine) as conn:
             if config_id.startswith("default:"):

@@ -123,3 +123,10 @@ def _factory(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> SinkAda
 
 
 register(AdapterType(type="sink", channel="sink", factory=_factory, label="本地文件输出 / Local file sink"))
+
+# A sink standing in for a real provider on one channel ("sink_sms", "sink_email", …): the demo
+# and tests run journeys on those channels end to end, every rule applied, without an SMS or
+# WeChat account. Its lines say which channel they were for; nothing leaves the machine.
+for _channel in ("email", "sms", "wechat_oa", "mini_program", "wecom"):
+    register(AdapterType(type=f"sink_{_channel}", channel=_channel, factory=_factory,
+                         label=f"本地文件代替 {_channel} / Local file standing in for {_channel}"))  # fmt: skip

@@ -10,9 +10,11 @@ coupon, links and journey.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from quanyu.channels.base import ChannelConfigError
+from quanyu.channels.netguard import check_url
 from quanyu.channels.templates import TemplateError, check_lengths, parse, render_content
 from quanyu.errors import InvalidInput
 from quanyu.journeys.model import Journey, SendNode, WebhookNode
@@ -39,7 +41,7 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(inner, f"{path}[{i}]")
 
 
-def check_journey_content(journey: Journey) -> None:
+def check_journey_content(journey: Journey, allow: Sequence[str] = ()) -> None:
     """Refuse (400 invalid_journey, with the JSON path) missing content fields and bad templates."""
     problems: list[dict[str, str]] = []
     for node_id, node in journey.nodes.items():
@@ -56,6 +58,10 @@ def check_journey_content(journey: Journey) -> None:
             fields = _strings(node.content, f"{base}.content")
         elif isinstance(node, WebhookNode):
             fields = _strings(node.body, f"{base}.body")
+            try:  # the private-address guard, at save (again at send and after redirects)
+                check_url(node.url, allow)
+            except ChannelConfigError as exc:
+                problems.append({"path": f"{base}.url", "message": str(exc)})
         else:
             continue
         for path, text in fields:

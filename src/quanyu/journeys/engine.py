@@ -189,6 +189,7 @@ class JourneyEngine:
         people: People | None = None,
         conditions: Conditions | None = None,
         links: LinkMaker | None = None,
+        track: Callable[[str, dict[str, Any]], str] | None = None,
         worker: str | None = None,
     ) -> None:
         self.engine = engine
@@ -198,6 +199,7 @@ class JourneyEngine:
         self.people = people
         self.conditions = conditions
         self.links = links
+        self.track = track  # rewrites an e-mail's links for click and open receipts
         self.worker = worker or worker_name()
         self._postgres = engine.dialect.name == "postgresql"
 
@@ -478,6 +480,8 @@ class JourneyEngine:
         if any(p.level == "error" for p in check_lengths(channel, content)):
             batch.log(st, "skipped", "content_too_long", channel)
             return self._goto(st, node.next, batch)
+        if channel == "email" and self.track is not None and isinstance(content.get("html"), str):
+            content["html"] = self.track(content["html"], fields)
         meta = {"journey_id": st.journey_id, "node": st.node, **links}
         batch.outbox.append(_outbox_row(key, st, channel, node.via or f"default:{channel}", address, node.purpose,
                                         content, meta, now))  # fmt: skip
@@ -497,7 +501,7 @@ class JourneyEngine:
             except TemplateError:
                 batch.log(st, "skipped", "template_error", "webhook")
                 return
-            batch.outbox.append(_outbox_row(key, st, "webhook", node.via or "default:webhook", node.url,
+            batch.outbox.append(_outbox_row(key, st, "webhook", f"url:{node.via or ''}", node.url,
                                             "transactional", content, {"journey_id": st.journey_id}, batch.now))  # fmt: skip
             batch.log(st, "action", "webhook", "webhook")
             return

@@ -99,7 +99,11 @@ class Dispatcher:
         report.claimed = len(rows)
         groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
         for row in rows:
-            groups[(row.workspace_id, row.config_id, row.channel)].append(row)
+            # A webhook step's own URL is its own adapter.
+            config = (
+                f"{row.config_id}\x00{row.address}" if row.config_id.startswith("url:") else row.config_id
+            )
+            groups[(row.workspace_id, config, row.channel)].append(row)
         results: list[tuple[Any, SendResult, bool]] = []
         for (ws, config_id, channel), members in groups.items():
             results += self._send(ws, config_id, channel, members)
@@ -161,6 +165,9 @@ class Dispatcher:
             return False
 
     def _adapter(self, ws: str, config_id: str, channel: str) -> ChannelAdapter:
+        if config_id.startswith("url:"):
+            via, _, url = config_id[4:].partition("\x00")
+            return self.channels.webhook_for(ws, url, via)
         if channel == "internal":
             if self.effects is None:
                 raise ChannelConfigError("internal effects need the warehouse side")

@@ -36,8 +36,9 @@ class LiveJourney:
 
 
 class SavedJourneys:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, allow_networks: tuple[str, ...] = ()) -> None:
         self.engine = engine
+        self.allow_networks = allow_networks
         self._parsed: dict[tuple[str, int], Journey] = {}  # versions never change
         self._guard = threading.Lock()
 
@@ -46,7 +47,7 @@ class SavedJourneys:
     def create(
         self, workspace_id: str, data: dict[str, Any], actor: str, publish: bool = False
     ) -> dict[str, Any]:
-        journey = self._validate(data)
+        journey = self._validate(data, self.allow_networks)
         now = datetime.now(UTC)
         journey_id = "jrn_" + secrets.token_hex(8)
         with self.engine.begin() as conn:
@@ -62,7 +63,7 @@ class SavedJourneys:
 
     def update(self, workspace_id: str, journey_id: str, data: dict[str, Any], actor: str) -> dict[str, Any]:
         """A new version; a live journey keeps running its live version until published again."""
-        journey = self._validate(data)
+        journey = self._validate(data, self.allow_networks)
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             row = _require(conn, workspace_id, journey_id, lock=True)
@@ -172,11 +173,11 @@ class SavedJourneys:
             return conn.execute(select(_J.c.workspace_id).where(_J.c.id == journey_id)).scalar_one_or_none()
 
     @staticmethod
-    def _validate(data: dict[str, Any]) -> Journey:
+    def _validate(data: dict[str, Any], allow: tuple[str, ...] = ()) -> Journey:
         if not isinstance(data, dict):
             raise InvalidInput("旅程定义须为 JSON 对象 / a journey is a JSON object", code="invalid_journey")
         journey = parse_journey(data)
-        check_journey_content(journey)
+        check_journey_content(journey, allow)
         return journey
 
 

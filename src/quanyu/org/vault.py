@@ -6,6 +6,8 @@ with a key from `QUANYU_SECRET_KEY` or a 0600 key file in the data directory.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from cryptography.fernet import Fernet
 class Vault:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, configured: str | None = None) -> Vault:
@@ -28,6 +31,11 @@ class Vault:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(Fernet.generate_key())
         return cls(path.read_bytes().strip())
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A key for one purpose (signing links), derived from the vault's key: the same after a
+        restart, useless for decrypting anything."""
+        return hmac.new(self._key, b"quanyu-derive:" + purpose, hashlib.sha256).digest()
 
     def seal(self, values: dict[str, str]) -> bytes | None:
         return self._fernet.encrypt(orjson.dumps(values)) if values else None

@@ -86,6 +86,9 @@ class Pipeline:
         # Called with the ids of the queue batches just stored, before identity runs: the
         # realtime segments' fast path for people already known. Never fatal either.
         self.on_stored: list[Callable[[list[int]], object]] = []
+        # Called after each drain that stitched anything (the journeys' intake reads what the
+        # identity graph has taken in). Never fatal either.
+        self.on_drained: list[Callable[[], object]] = []
 
     def drain(self, on_step: Callable[[StepResult], None] | None = None) -> StepResult:
         """Process until the queue is empty (what `quanyu pipeline run --once` does).
@@ -118,6 +121,12 @@ class Pipeline:
             if self.config.resolve_identities:
                 # After the events are safely stored: people lag events by one drain at most.
                 total.people = self.identity.run().public()
+        if total.people.get("batches"):
+            for hook in self.on_drained:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("drained hook %r failed", hook)
         return total
 
     def identity_pending(self) -> int:

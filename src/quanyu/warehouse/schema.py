@@ -95,6 +95,10 @@ IDENTITY_EVENT_KEYS = ibis.schema(
 # catches up from applied_batches with an anti-join on this).
 IDENTITY_BATCHES = ibis.schema({"batch_id": dt.int64, "at": TS})
 
+# Queue batches the journeys' intake has read (triggers, waits, goals, exits, consent): it
+# catches up from identity_batches with an anti-join on this, like the identity stage.
+JOURNEY_BATCHES = ibis.schema({"batch_id": dt.int64, "at": TS})
+
 # Borderline probabilistic matches waiting for a person to decide (the review queue), and the
 # decisions: pending → merged | rejected. A rejected pair is never queued again.
 IDENTITY_REVIEWS = ibis.schema(
