@@ -1,0 +1,1 @@
+"""Journeys: durable marketing automation (model, engine, triggers, stats)."""
