@@ -205,10 +205,12 @@ class Dispatcher:
         singles: list[dict[str, Any]] = []
         sent_rows: list[dict[str, Any]] = []
         for row, res, idempotent in results:
+            attempt = row.attempts + 1  # rows were read before the claim counted this attempt
             outcome = res.outcome
-            if outcome == "unknown" and idempotent:
+            resend = outcome == "unknown" and idempotent
+            if resend:
                 outcome = "retry"
-            if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
+            if outcome == "retry" and attempt >= MAX_ATTEMPTS:
                 outcome, res = "failed", SendResult(res.key, "failed", res.provider_id, res.error_code or "gave_up",
                                                     f"重试 {MAX_ATTEMPTS} 次后放弃 / gave up after {MAX_ATTEMPTS} attempts: "
                                                     f"{res.error or ''}")  # fmt: skip
@@ -223,7 +225,11 @@ class Dispatcher:
                     continue
             next_at = row.next_at
             if outcome == "retry":
-                wait = res.retry_after or BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)]
+                wait = res.retry_after or BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
+                if resend:
+                    # A provider drops repeats of a key only for a while (WeChat: 10 minutes), so
+                    # an uncertain send is retried soon or not at all.
+                    wait = min(wait, 60)
                 next_at = now + timedelta(seconds=wait)
             singles.append({"b_id": row.id, "b_status": "pending" if outcome == "retry" else outcome,
                             "b_provider": res.provider_id, "b_code": res.error_code, "b_error": res.error,
