@@ -59,6 +59,9 @@ class Platform:
             allow_networks=tuple(settings.webhook_allow_networks), clock=clock,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
         )  # fmt: skip
+        self.journeys.saved.condition_check = lambda ws, d: self.segments.validate(
+            ws, d, warehouse=self.warehouse
+        )
         self._warehouse: Warehouse | None = None
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, select, update
 
 from quanyu.errors import Conflict, InvalidInput, NotFound
 from quanyu.journeys.content import check_journey_content
-from quanyu.journeys.model import Journey, parse_journey
+from quanyu.journeys.model import ConditionNode, Journey, parse_journey
 from quanyu.store.engine import reading
 from quanyu.store.models import JourneyRow, JourneyVersion
 
@@ -39,6 +40,9 @@ class SavedJourneys:
     def __init__(self, engine: Engine, allow_networks: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self.allow_networks = allow_networks
+        # Checks a condition step's definition in full (the segment compiler, the segments it
+        # names); set by the platform, which has the warehouse.
+        self.condition_check: Callable[[str, dict[str, Any]], object] | None = None
         self._parsed: dict[tuple[str, int], Journey] = {}  # versions never change
         self._guard = threading.Lock()
 
@@ -47,7 +51,7 @@ class SavedJourneys:
     def create(
         self, workspace_id: str, data: dict[str, Any], actor: str, publish: bool = False
     ) -> dict[str, Any]:
-        journey = self._validate(data, self.allow_networks)
+        journey = self._validate(workspace_id, data)
         now = datetime.now(UTC)
         journey_id = "jrn_" + secrets.token_hex(8)
         with self.engine.begin() as conn:
@@ -63,7 +67,7 @@ class SavedJourneys:
 
     def update(self, workspace_id: str, journey_id: str, data: dict[str, Any], actor: str) -> dict[str, Any]:
         """A new version; a live journey keeps running its live version until published again."""
-        journey = self._validate(data, self.allow_networks)
+        journey = self._validate(workspace_id, data)
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             row = _require(conn, workspace_id, journey_id, lock=True)
@@ -172,12 +176,23 @@ class SavedJourneys:
         with reading(self.engine) as conn:
             return conn.execute(select(_J.c.workspace_id).where(_J.c.id == journey_id)).scalar_one_or_none()
 
-    @staticmethod
-    def _validate(data: dict[str, Any], allow: tuple[str, ...] = ()) -> Journey:
+    def _validate(self, workspace_id: str, data: dict[str, Any]) -> Journey:
         if not isinstance(data, dict):
             raise InvalidInput("旅程定义须为 JSON 对象 / a journey is a JSON object", code="invalid_journey")
         journey = parse_journey(data)
-        check_journey_content(journey, allow)
+        check_journey_content(journey, self.allow_networks)
+        if self.condition_check is not None:
+            for node_id, node in journey.nodes.items():
+                if isinstance(node, ConditionNode):
+                    try:
+                        self.condition_check(workspace_id, node.if_)
+                    except InvalidInput as exc:
+                        where = f"nodes.{node_id}.if"
+                        raise InvalidInput(
+                            f"旅程条件无效 / invalid journey condition at {where}: {exc.message}",
+                            code="invalid_journey",
+                            details=[{"path": where, "message": exc.message}],
+                        ) from None
         return journey
 
 
