@@ -43,6 +43,22 @@ class Backend(Protocol):
     def segment_refresh(self, segment_id: str | None) -> dict[str, Any]: ...
     def segment_members(self, segment_id: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
     def segment_export(self, segment_id: str, format_: str) -> bytes: ...
+    def journey_create(self, definition: dict[str, Any], publish: bool) -> dict[str, Any]: ...
+    def journey_list(self) -> list[dict[str, Any]]: ...
+    def journey(self, journey_id: str) -> dict[str, Any]: ...
+    def journey_action(self, journey_id: str, action: str) -> dict[str, Any]: ...
+    def journey_stats(self, journey_id: str) -> dict[str, Any]: ...
+    def journeys_run(self, advance_seconds: float | None) -> dict[str, Any]: ...
+    def journey_enroll(self, journey_id: str, profile_ids: list[str]) -> dict[str, Any]: ...
+    def channel_create(
+        self, type_: str, name: str, settings: dict[str, Any], default: bool
+    ) -> dict[str, Any]: ...
+    def channel_list(self) -> list[dict[str, Any]]: ...
+    def channel_types(self) -> list[dict[str, Any]]: ...
+    def messaging_policy(self, changes: dict[str, Any] | None) -> dict[str, Any]: ...
+    def kill_switch(self, on: bool) -> dict[str, Any]: ...
+    def consent_record(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def consent(self, subject: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -148,6 +164,55 @@ class ApiBackend:
     def segment_export(self, segment_id: str, format_: str) -> bytes:
         path = f"/api/v1/segments/{quote(segment_id, safe='')}/members"
         return self._send("GET", path, params={"format": format_}).content
+
+    def journey_create(self, definition: dict[str, Any], publish: bool) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/journeys", json=definition, params={"publish": publish})
+
+    def journey_list(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/journeys")["items"]
+
+    def journey(self, journey_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/journeys/{quote(journey_id, safe='')}")
+
+    def journey_action(self, journey_id: str, action: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/journeys/{quote(journey_id, safe='')}/{action}")
+
+    def journey_stats(self, journey_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/journeys/{quote(journey_id, safe='')}/stats")
+
+    def journeys_run(self, advance_seconds: float | None) -> dict[str, Any]:
+        params = {"advance_seconds": advance_seconds} if advance_seconds else {}
+        return self._call("POST", "/api/v1/journeys/run", params=params)
+
+    def journey_enroll(self, journey_id: str, profile_ids: list[str]) -> dict[str, Any]:
+        path = f"/api/v1/journeys/{quote(journey_id, safe='')}/enroll"
+        return self._call("POST", path, json={"profile_ids": profile_ids})
+
+    def channel_create(
+        self, type_: str, name: str, settings: dict[str, Any], default: bool
+    ) -> dict[str, Any]:
+        body = {"type": type_, "name": name, "settings": settings, "default": default}
+        return self._call("POST", "/api/v1/channels", json=body)
+
+    def channel_list(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/channels")["items"]
+
+    def channel_types(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/channels/types")["items"]
+
+    def messaging_policy(self, changes: dict[str, Any] | None) -> dict[str, Any]:
+        if changes is None:
+            return self._call("GET", "/api/v1/messaging/policy")
+        return self._call("PATCH", "/api/v1/messaging/policy", json=changes)
+
+    def kill_switch(self, on: bool) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/messaging/kill-switch", json={"on": on})
+
+    def consent_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/consent", json=body)
+
+    def consent(self, subject: str) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/consent", params={"subject": subject})
 
     def close(self) -> None:
         self.http.close()
@@ -269,6 +334,91 @@ class LocalBackend:
 
         self.platform.segments.current(self.workspace_id, segment_id)
         return export(self.platform.warehouse, self.workspace_id, segment_id, format_)
+
+    # Journeys and messaging: what the routes of api/routes/journeys.py and messaging.py do,
+    # with "cli" as the actor (the routes write "token:<id>").
+
+    def _caller(self) -> Any:
+        from quanyu.org.workspaces import TokenIdentity
+
+        return TokenIdentity("cli", self.workspace_id, "admin")
+
+    def journey_create(self, definition: dict[str, Any], publish: bool) -> dict[str, Any]:
+        return self.platform.journeys.saved.create(self.workspace_id, definition, "cli", publish=publish)
+
+    def journey_list(self) -> list[dict[str, Any]]:
+        return self.platform.journeys.saved.all(self.workspace_id)
+
+    def journey(self, journey_id: str) -> dict[str, Any]:
+        return self.platform.journeys.saved.get(self.workspace_id, journey_id)
+
+    def journey_action(self, journey_id: str, action: str) -> dict[str, Any]:
+        saved = self.platform.journeys.saved
+        act = {"publish": saved.publish, "pause": saved.pause, "archive": saved.archive}[action]
+        return act(self.workspace_id, journey_id, "cli")
+
+    def journey_stats(self, journey_id: str) -> dict[str, Any]:
+        from quanyu.api.routes.journeys import stats
+
+        return stats(journey_id, self._caller(), self.platform)
+
+    def journeys_run(self, advance_seconds: float | None) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from quanyu.journeys.clock import OffsetClock
+
+        journeys = self.platform.journeys
+        if advance_seconds:  # this process's clock only: the next command runs on real time again
+            offset = self.platform.settings.journey_clock_offset_seconds + advance_seconds
+            journeys.clock = OffsetClock(timedelta(seconds=offset))
+        return journeys.run_once(self.platform.warehouse)
+
+    def journey_enroll(self, journey_id: str, profile_ids: list[str]) -> dict[str, Any]:
+        from quanyu.api.routes.journeys import EnrollRequest, enroll
+
+        return enroll(journey_id, EnrollRequest(profile_ids=profile_ids), self._caller(), self.platform)
+
+    def channel_create(
+        self, type_: str, name: str, settings: dict[str, Any], default: bool
+    ) -> dict[str, Any]:
+        return self.platform.journeys.channels.create(self.workspace_id, name, type_, settings, default)
+
+    def channel_list(self) -> list[dict[str, Any]]:
+        return self.platform.journeys.channels.all(self.workspace_id)
+
+    def channel_types(self) -> list[dict[str, Any]]:
+        from quanyu.api.routes.messaging import channel_types
+
+        return channel_types(self._caller())["items"]
+
+    def messaging_policy(self, changes: dict[str, Any] | None) -> dict[str, Any]:
+        policies = self.platform.journeys.policies
+        if changes is None:
+            return policies.get(self.workspace_id, fresh=True).public()
+        return policies.update(self.workspace_id, changes).public()
+
+    def kill_switch(self, on: bool) -> dict[str, Any]:
+        return self.platform.journeys.policies.set_kill_switch(self.workspace_id, on, "cli").public()
+
+    def consent_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        from quanyu.journeys.policy import ConsentInput, record_consent
+
+        kind, subject = (
+            ("profile", body["profile_id"]) if body.get("profile_id") else ("address", body["address"])
+        )
+        record = ConsentInput(kind, subject, body.get("channel", "*"), body.get("purpose", "marketing"),
+                              bool(body["granted"]), body.get("source", "cli"), datetime.now(UTC),
+                              {"actor": "cli"})  # fmt: skip
+        with self.platform.engine.begin() as conn:
+            record_consent(conn, self.workspace_id, [record])
+        return self.consent(subject)
+
+    def consent(self, subject: str) -> dict[str, Any]:
+        from quanyu.api.routes.messaging import get_consent
+
+        return get_consent(self._caller(), self.platform, subject)
 
     def close(self) -> None:
         self.platform.close()

@@ -10,6 +10,7 @@ import typer
 
 from quanyu.cli.backend import open_backend
 from quanyu.cli.identity import identity_app, profiles_app
+from quanyu.cli.journeys import channels_app, consent_app, journeys_app, messaging_app
 from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace
 from quanyu.cli.options import guard as _guard
 from quanyu.cli.options import settings_from as _settings
@@ -30,6 +31,10 @@ app.add_typer(events_app, name="events")
 app.add_typer(identity_app, name="identity")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(segments_app, name="segments")
+app.add_typer(journeys_app, name="journeys")
+app.add_typer(channels_app, name="channels")
+app.add_typer(messaging_app, name="messaging")
+app.add_typer(consent_app, name="consent")
 
 
 @app.command()

@@ -3,8 +3,9 @@ statistics, enrollments, manual enrollment and an on-demand round of work."""
 
 from __future__ import annotations
 
+import copy
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -13,14 +14,17 @@ from sqlalchemy import select
 
 from quanyu.api.deps import Caller, PlatformDep
 from quanyu.errors import Conflict, NotFound
+from quanyu.journeys.clock import Clock, OffsetClock, SystemClock
 from quanyu.journeys.engine import Candidate
 from quanyu.journeys.model import json_schema
+from quanyu.journeys.service import Journeys
 from quanyu.journeys.stats import duplicate_sends, journey_stats
 from quanyu.store.engine import reading
 from quanyu.store.models import Enrollment
 
 router = APIRouter(prefix="/api/v1/journeys", tags=["journeys 旅程"])
 _E = Enrollment.__table__
+MAX_ADVANCE_SECONDS = 366 * 86400
 
 
 def _actor(caller: Caller) -> str:
@@ -55,9 +59,16 @@ def create_journey(
 
 
 @router.post("/run", operation_id="run_journeys")
-def run_journeys(caller: Caller, platform: PlatformDep) -> dict[str, Any]:
+def run_journeys(
+    caller: Caller, platform: PlatformDep,
+    advance_seconds: Annotated[float | None, Query(
+        ge=0, le=MAX_ADVANCE_SECONDS,
+        description="run as if this many seconds later (testing a journey's waits; this call only)")] = None,
+) -> dict[str, Any]:  # fmt: skip
     """One round of work now (intake, due steps, sends), until nothing is due."""
-    return platform.journeys.run_once(platform.warehouse)
+    if not advance_seconds:
+        return platform.journeys.run_once(platform.warehouse)
+    return advanced(platform.journeys, timedelta(seconds=advance_seconds)).run_once(platform.warehouse)
 
 
 @router.get("/{journey_id}", operation_id="get_journey")
@@ -143,3 +154,32 @@ def enroll(journey_id: str, body: EnrollRequest, caller: Caller, platform: Platf
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+class _Shifted:
+    """Another clock, `delta` later (a ManualClock in tests)."""
+
+    def __init__(self, base: Clock, delta: timedelta) -> None:
+        self.base = base
+        self.delta = delta
+
+    def now(self) -> datetime:
+        return self.base.now() + self.delta
+
+
+def advanced(journeys: Journeys, delta: timedelta) -> Journeys:
+    """The journeys service with its clock `delta` ahead, for one call (`run --advance 3d`).
+
+    A shallow copy: it shares the stores, the caches and the round lock, so its `run_once` still
+    takes turns with the worker thread, whose own clock never changes."""
+    clock = journeys.clock
+    ahead: Clock
+    if isinstance(clock, OffsetClock):
+        ahead = OffsetClock(clock.offset + delta)
+    elif isinstance(clock, SystemClock):
+        ahead = OffsetClock(delta)
+    else:
+        ahead = _Shifted(clock, delta)
+    moved = copy.copy(journeys)
+    moved.clock = ahead
+    return moved
