@@ -147,12 +147,6 @@ def test_webhook_allow_networks_opens_a_private_network(tmp_path: Path) -> None:
                      )["code"] == "invalid_channel"  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels.configs.ChannelConfigs.create keeps an `allow` list the caller puts in the settings, so "
-    "any management token can open private networks (169.254.169.254, 10/8) to webhooks although the "
-    "deployment's webhook_allow_networks is empty",
-)
 def test_a_caller_cannot_allow_private_networks_itself(client: TestClient, tenant: Tenant) -> None:
     settings = {"url": "http://169.254.169.254/latest/meta-data", "allow": ["0.0.0.0/0"]}
     refused = error(client, tenant, "POST", "/api/v1/channels", 400,

@@ -55,8 +55,14 @@ class ChannelConfigs:
                                code="unknown_channel_type")  # fmt: skip
         plain = {k: v for k, v in settings.items() if k not in kind.secrets}
         secret = {k: str(v) for k, v in settings.items() if k in kind.secrets}
-        if kind.channel == "webhook" and self.allow_networks and "allow" not in plain:
+        # Which private networks outbound HTTP may reach is the deployment's decision
+        # (QUANYU_WEBHOOK_ALLOW_NETWORKS), never a setting a management token can pass in.
+        plain.pop("allow", None)
+        plain.pop("allow_private", None)
+        if kind.channel == "webhook":
             plain["allow"] = list(self.allow_networks)
+        if type_ == "http_sms" and self.allow_networks:
+            plain["allow_private"] = True
         try:
             build(type_, plain, secret).close()  # refuse bad settings now, not at the first send
         except ChannelConfigError as exc:

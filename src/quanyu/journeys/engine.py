@@ -57,6 +57,7 @@ from quanyu.journeys.policy import (
 )
 from quanyu.journeys.saved import LiveJourney, SavedJourneys
 from quanyu.segments.definition import Definition
+from quanyu.store.bulk import insert_returning, insert_rows
 from quanyu.store.models import Enrollment, GuideTask, JourneyStep, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -253,8 +254,7 @@ class JourneyEngine:
                           "enrollment_id": eid, "node": arm_node[0], "kind": "entered",
                           "detail": arm_node[1], "channel": None, "arm": arm_node[1], "at": now}
                          for eid, arm_node in inserted]  # fmt: skip
-                if steps:
-                    conn.execute(_S.insert(), steps)
+                insert_rows(conn, _S, steps)
                 report.enrolled = len(inserted)
                 report.held_out = sum(1 for _eid, (_n, arm) in inserted if arm == "holdout")
                 dup = len(rows) - len(inserted)
@@ -572,13 +572,12 @@ class JourneyEngine:
             for i in range(0, len(ids), 5000):
                 conn.execute(update(_E).where(_E.c.id.in_(ids[i : i + 5000])).values(**values))
         if batch.outbox:
-            insert = postgresql.insert if self._postgres else sqlite.insert
-            conn.execute(insert(_O).on_conflict_do_nothing(index_elements=["key"]), batch.outbox)
+            insert_rows(conn, _O, batch.outbox, ignore_key="key")
         if batch.tasks:
             insert = postgresql.insert if self._postgres else sqlite.insert
             conn.execute(insert(_T).on_conflict_do_nothing(index_elements=["key"]), batch.tasks)
         if batch.steps:
-            conn.execute(_S.insert(), batch.steps)
+            insert_rows(conn, _S, batch.steps)
 
 
 class _Gate:
@@ -686,7 +685,5 @@ def _history(
 
 def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, tuple[str, str | None]]]:
     """Insert enrollments, skipping entry keys already taken; (id, (node, arm)) of the new ones."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(_E).on_conflict_do_nothing(index_elements=["journey_id", "entry_key"])
-    result = conn.execute(stmt.returning(_E.c.id, _E.c.node, _E.c.arm), rows)
-    return [(r[0], (r[1], r[2])) for r in result]
+    found = insert_returning(conn, _E, rows, ("journey_id", "entry_key"), ("id", "node", "arm"))
+    return [(r[0], (r[1], r[2])) for r in found]

@@ -20,7 +20,15 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from quanyu.errors import InvalidInput
 from quanyu.segments.definition import Definition, PropertyFilter, parse_definition, path_of
@@ -407,21 +415,9 @@ class Journey(_Model):
 
     @model_validator(mode="after")
     def _graph(self) -> Journey:
-        for node_id in self.nodes:
-            if not NODE_ID.match(node_id):
-                raise ValueError(
-                    f"node id {node_id!r}: letters, digits, _ and - only, up to 64 (节点 id 无效)"
-                )
-        if self.start not in self.nodes:
-            raise ValueError(f"start {self.start!r} is not a node (起始节点不存在)")
-        for node_id, node in self.nodes.items():
-            for field, target in node.targets():
-                if target not in self.nodes:
-                    raise ValueError(f"nodes.{node_id}.{field}: no node {target!r} (目标节点不存在)")
-        order = topological(self)
-        unreachable = sorted(set(self.nodes) - set(order))
-        if unreachable:
-            raise ValueError(f"nodes not reachable from start: {', '.join(unreachable)} (存在无法到达的节点)")
+        problems = graph_problems(self)
+        if problems:  # parse_journey reports each with its path; direct construction still refuses
+            raise ValueError(problems[0][1])
         return self
 
     def events_of_interest(self) -> set[str]:
@@ -440,6 +436,36 @@ class Journey(_Model):
         return names
 
 
+def graph_problems(journey: Journey) -> list[tuple[str, str]]:
+    """(path, message) of everything wrong with the graph: ids, start, targets, loops, orphans."""
+    problems: list[tuple[str, str]] = []
+    for node_id in journey.nodes:
+        if not NODE_ID.match(node_id):
+            problems.append((f"nodes.{node_id}", f"node id {node_id!r}: letters, digits, _ and - only, up to 64 "
+                                                 "(节点 id 无效)"))  # fmt: skip
+    if journey.start not in journey.nodes:
+        problems.append(("start", f"start {journey.start!r} is not a node (起始节点不存在)"))
+    for node_id, node in journey.nodes.items():
+        for field, target in node.targets():
+            if target not in journey.nodes:
+                problems.append((f"nodes.{node_id}.{field}", f"no node {target!r} (目标节点不存在)"))
+    if problems:
+        return problems
+    try:
+        order = topological(journey)
+    except _Loop as loop:
+        return [(f"nodes.{loop.node}", str(loop))]
+    for node_id in sorted(set(journey.nodes) - set(order)):
+        problems.append((f"nodes.{node_id}", f"not reachable from start {journey.start!r} (无法从起点到达)"))
+    return problems
+
+
+class _Loop(ValueError):
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
 def topological(journey: Journey) -> list[str]:
     """The nodes reachable from start in an order where every node comes before those it leads
     to; ValueError on a cycle (a journey must always move forward)."""
@@ -452,7 +478,7 @@ def topological(journey: Journey) -> list[str]:
             return
         if mark == 1:
             loop = " → ".join((*trail[trail.index(node_id) :], node_id))
-            raise ValueError(f"the journey loops: {loop} (旅程不能成环)")
+            raise _Loop(node_id, f"the journey loops: {loop} (旅程不能成环)")
         state[node_id] = 1
         for _field, target in journey.nodes[node_id].targets():
             visit(target, (*trail, node_id))
@@ -474,13 +500,42 @@ def parse_journey(data: Mapping[str, Any] | Journey) -> Journey:
         journey = Journey.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        where = path_of(errors[0]["loc"])
+        graph = _graph_of(data) if all(e["loc"] == () for e in errors) else None
+        found = graph or [(_path(e["loc"]), str(e["msg"]).removeprefix("Value error, ")) for e in errors[:10]]
         raise InvalidInput(
-            f"旅程定义无效 / invalid journey at {where}: {errors[0]['msg']}",
+            f"旅程定义无效 / invalid journey at {found[0][0]}: {found[0][1]}",
             code="invalid_journey",
-            details=[{"path": path_of(e["loc"]), "message": e["msg"]} for e in errors[:10]],
+            details=[{"path": path, "message": message} for path, message in found[:10]],
         ) from None
     return journey
+
+
+NODE_TYPES = frozenset({"wait", "wait_for_event", "condition", "split", "send", "tag", "set_trait", "lead_score",
+                        "task", "webhook", "exit"})  # fmt: skip
+TRIGGER_TYPES = frozenset({"event", "segment", "date", "schedule", "wechat"})
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    """A JSON path without the union tag pydantic puts after a node id or `trigger`
+    (`nodes.a.send.channel` is `nodes.a.channel`)."""
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "nodes" and parts[2] in NODE_TYPES:
+        del parts[2]
+    elif len(parts) >= 3 and parts[0] == "trigger" and parts[1] in TRIGGER_TYPES:
+        del parts[1]
+    return path_of(parts)
+
+
+def _graph_of(data: Mapping[str, Any]) -> list[tuple[str, str]] | None:
+    """The graph's problems with their paths, when they are what refused the journey."""
+    try:
+        nodes = {k: _NODE.validate_python(v) for k, v in dict(data["nodes"]).items()}
+        return graph_problems(Journey.model_construct(**{**data, "nodes": nodes})) or None
+    except Exception:
+        return None
+
+
+_NODE: TypeAdapter[Any] = TypeAdapter(Node)
 
 
 def json_schema() -> dict[str, Any]:

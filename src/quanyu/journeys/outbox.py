@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message, SendResult
 from quanyu.channels.configs import ChannelConfigs
 from quanyu.journeys.clock import Clock, SystemClock
 from quanyu.journeys.engine import worker_name
 from quanyu.journeys.policy import Policies
+from quanyu.store.bulk import update_rows
 from quanyu.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,12 @@ log = logging.getLogger(__name__)
 _O = OutboxMessage.__table__
 MAX_ATTEMPTS = 5
 BACKOFF = (30, 120, 600, 1800, 3600)  # seconds before attempt 2, 3, …
-# One statement for every outcome, run as an executemany: guarded by `sending`, so a row that
-# recovery already gave up on is left as recovery decided.
-_RECORD = (
-    update(_O)
-    .where(_O.c.id == bindparam("b_id"), _O.c.status == "sending")
-    .values(status=bindparam("b_status"), provider_id=bindparam("b_provider"), error_code=bindparam("b_code"),
-            error=bindparam("b_error"), sent_at=bindparam("b_sent"), next_at=bindparam("b_next"))
-)  # fmt: skip
+# What recording an outcome writes, one executemany per batch; guarded by `sending`, so a row
+# that recovery already gave up on is left as recovery decided.
+_RECORDED = ("status", "provider_id", "error_code", "error", "sent_at", "next_at")
+# The columns a send needs (not the receipt times: fewer values to convert per row).
+_SENDING = ("id", "key", "workspace_id", "journey_id", "node", "profile_id", "channel", "config_id", "address",
+            "purpose", "content", "meta", "attempts", "next_at")  # fmt: skip
 
 
 @dataclass
@@ -114,7 +113,7 @@ class Dispatcher:
 
     def _claim(self, limit: int, report: DispatchReport) -> list[Any]:
         now = self.clock.now()
-        stmt = select(_O).where(_O.c.status == "pending", _O.c.next_at <= now)
+        stmt = select(*[_O.c[c] for c in _SENDING]).where(_O.c.status == "pending", _O.c.next_at <= now)
         if self.effects is None:  # tags and traits need the warehouse side
             stmt = stmt.where(_O.c.channel != "internal")
         stmt = stmt.order_by(_O.c.next_at).limit(limit)
@@ -202,7 +201,7 @@ class Dispatcher:
     def _record(self, results: list[tuple[Any, SendResult, bool]], report: DispatchReport) -> None:
         now = self.clock.now()
         sent_plain: list[int] = []
-        singles: list[dict[str, Any]] = []
+        singles: list[tuple[Any, ...]] = []
         sent_rows: list[dict[str, Any]] = []
         for row, res, idempotent in results:
             attempt = row.attempts + 1  # rows were read before the claim counted this attempt
@@ -215,14 +214,14 @@ class Dispatcher:
                                                     f"重试 {MAX_ATTEMPTS} 次后放弃 / gave up after {MAX_ATTEMPTS} attempts: "
                                                     f"{res.error or ''}")  # fmt: skip
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
-            if outcome == "sent":
+            if outcome == "sent" and self.on_sent is not None:
                 sent_rows.append({"key": row.key, "workspace_id": row.workspace_id, "profile_id": row.profile_id,
                                   "channel": row.channel, "journey_id": row.journey_id, "node": row.node,
                                   "provider_id": res.provider_id, "meta": row.meta, "content": row.content,
                                   "address": row.address})  # fmt: skip
-                if res.provider_id is None and res.error_code is None:
-                    sent_plain.append(row.id)
-                    continue
+            if outcome == "sent" and res.provider_id is None and res.error_code is None:
+                sent_plain.append(row.id)
+                continue
             next_at = row.next_at
             if outcome == "retry":
                 wait = res.retry_after or BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
@@ -231,15 +230,13 @@ class Dispatcher:
                     # an uncertain send is retried soon or not at all.
                     wait = min(wait, 60)
                 next_at = now + timedelta(seconds=wait)
-            singles.append({"b_id": row.id, "b_status": "pending" if outcome == "retry" else outcome,
-                            "b_provider": res.provider_id, "b_code": res.error_code, "b_error": res.error,
-                            "b_sent": now if outcome == "sent" else None, "b_next": next_at})  # fmt: skip
+            singles.append(("pending" if outcome == "retry" else outcome, res.provider_id, res.error_code,
+                            res.error, now if outcome == "sent" else None, next_at, row.id))  # fmt: skip
         with self.engine.begin() as conn:
             for i in range(0, len(sent_plain), 5000):
                 conn.execute(update(_O).where(_O.c.id.in_(sent_plain[i : i + 5000]), _O.c.status == "sending")
                              .values(status="sent", sent_at=now))  # fmt: skip
-            if singles:
-                conn.execute(_RECORD, singles)
+            update_rows(conn, _O, _RECORDED, singles, guard="status = 'sending'")
         if sent_rows and self.on_sent is not None:
             try:
                 self.on_sent(sent_rows)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from quanyu.api.deps import Caller, PlatformDep
@@ -34,6 +34,8 @@ class ChannelCreate(BaseModel):
 
 
 class PolicyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not a silent no-op
+
     quiet_hours: str | None = Field(default=None, description='"21:00-09:00", or "" for none')
     caps: dict[str, int] | None = None
     opt_in_channels: list[str] | None = None
