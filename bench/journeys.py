@@ -71,26 +71,22 @@ def _parts(url: str, data_dir: Path, at: datetime) -> tuple[Any, JourneyEngine, 
                                                                                      clock=clock)  # fmt: skip
 
 
-def _drain(runner: JourneyEngine, dispatcher: Dispatcher, batch: int, stop_when_idle: bool,
-           idle_limit: float = 1.0) -> None:  # fmt: skip
-    idle_since: float | None = None
+def _drain(runner: JourneyEngine, dispatcher: Dispatcher, batch: int, done: Any = None) -> None:
+    """Steps and sends until nothing is due; with `done` (an Event), keep polling until it is
+    set (more enrollments are coming) and then until nothing is due."""
     while True:
         step = runner.run_due(batch)
         sent = dispatcher.dispatch(batch)
         if step.claimed or sent.claimed:
-            idle_since = None
             continue
-        if stop_when_idle:
+        if done is None or done.is_set():
             return
-        idle_since = idle_since or time.monotonic()
-        if time.monotonic() - idle_since > idle_limit:
-            return
-        time.sleep(0.02)
+        time.sleep(0.01)
 
 
-def _worker(url: str, data_dir: str, at_iso: str, batch: int, idle_limit: float) -> None:
+def _worker(url: str, data_dir: str, at_iso: str, batch: int, done: Any) -> None:
     engine, runner, dispatcher = _parts(url, Path(data_dir), datetime.fromisoformat(at_iso))
-    _drain(runner, dispatcher, batch, stop_when_idle=False, idle_limit=idle_limit)
+    _drain(runner, dispatcher, batch, done)
     engine.dispose()
 
 
@@ -140,9 +136,10 @@ def run_once(backend: str, people: int, batch: int, workers: int) -> dict[str, A
         procs: list[mp.process.BaseProcess] = []
         ctx = mp.get_context("spawn")
         started = time.perf_counter()
+        enrolled = ctx.Event()
         if backend == "postgres":
             for _ in range(workers):
-                p = ctx.Process(target=_worker, args=(url, str(data_dir), NOON_SHANGHAI.isoformat(), batch, 1.0))
+                p = ctx.Process(target=_worker, args=(url, str(data_dir), NOON_SHANGHAI.isoformat(), batch, enrolled))
                 p.start()
                 procs.append(p)
         for i in range(0, people, batch):
@@ -151,7 +148,8 @@ def run_once(backend: str, people: int, batch: int, workers: int) -> dict[str, A
                      for k in range(i, min(people, i + batch))]  # fmt: skip
             runner.enroll(live, cands)
             if backend == "sqlite":
-                _drain(runner, dispatcher, batch, stop_when_idle=True)
+                _drain(runner, dispatcher, batch)
+        enrolled.set()
         for p in procs:
             p.join()
         entered_at = time.perf_counter()
@@ -159,14 +157,14 @@ def run_once(backend: str, people: int, batch: int, workers: int) -> dict[str, A
         procs = []
         if backend == "postgres":
             for _ in range(workers):
-                p = ctx.Process(target=_worker, args=(url, str(data_dir), later.isoformat(), batch, 0.5))
+                p = ctx.Process(target=_worker, args=(url, str(data_dir), later.isoformat(), batch, enrolled))
                 p.start()
                 procs.append(p)
             for p in procs:
                 p.join()
         else:
             _, runner2, dispatcher2 = _parts(url, data_dir, later)
-            _drain(runner2, dispatcher2, batch, stop_when_idle=True)
+            _drain(runner2, dispatcher2, batch)
         finished = time.perf_counter()
 
         s, e = JourneyStep.__table__, Enrollment.__table__

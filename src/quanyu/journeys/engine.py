@@ -57,7 +57,7 @@ from quanyu.journeys.policy import (
 )
 from quanyu.journeys.saved import LiveJourney, SavedJourneys
 from quanyu.segments.definition import Definition
-from quanyu.store.bulk import insert_returning, insert_rows
+from quanyu.store.bulk import among, insert_returning, insert_rows
 from quanyu.store.models import Enrollment, GuideTask, JourneyStep, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -570,7 +570,7 @@ class JourneyEngine:
                       "ended_at": ended_at, "exit_reason": exit_reason, "attempts": attempts, "resume": None,
                       "exit_pending": False}  # fmt: skip
             for i in range(0, len(ids), 5000):
-                conn.execute(update(_E).where(_E.c.id.in_(ids[i : i + 5000])).values(**values))
+                conn.execute(update(_E).where(among(conn, _E.c.id, ids[i : i + 5000])).values(**values))
         if batch.outbox:
             insert_rows(conn, _O, batch.outbox, ignore_key="key")
         if batch.tasks:
@@ -676,7 +676,7 @@ def _history(
         chunk = profile_ids[i : i + 900]
         rows = conn.execute(
             select(_E.c.profile_id, func.max(_E.c.entered_at), active)
-            .where(_E.c.journey_id == journey_id, _E.c.profile_id.in_(chunk))
+            .where(_E.c.journey_id == journey_id, among(conn, _E.c.profile_id, chunk))
             .group_by(_E.c.profile_id)
         )
         found.update({r[0]: (r[1], bool(r[2])) for r in rows})

@@ -45,6 +45,7 @@ from quanyu.journeys.people import People, Person
 from quanyu.journeys.policy import ConsentInput, Policies, record_consent
 from quanyu.journeys.saved import LiveJourney, SavedJourneys
 from quanyu.segments.definition import PropertyFilter
+from quanyu.store.bulk import among
 from quanyu.store.engine import reading
 from quanyu.store.models import Enrollment, JourneyCursor, JourneyRow, JourneyStep, JourneyVersion
 from quanyu.warehouse.base import Append, Warehouse
@@ -199,7 +200,7 @@ class JourneyIntake:
                 rows += conn.execute(
                     select(_E.c.id, _E.c.workspace_id, _E.c.journey_id, _E.c.version, _E.c.profile_id, _E.c.node,
                            _E.c.waiting, _E.c.status, _E.c.entered_at, _E.c.goal_at, _E.c.arm)
-                    .where(_E.c.workspace_id == ws, _E.c.profile_id.in_(people[i : i + 900]),
+                    .where(_E.c.workspace_id == ws, among(conn, _E.c.profile_id, people[i : i + 900]),
                            (_E.c.status == "active") | _E.c.goal_at.is_(None))
                 ).all()  # fmt: skip
             for r in rows:
@@ -255,11 +256,13 @@ class JourneyIntake:
                 steps.append(_step(r, r.node, "exited", why, now))
         gone = {r.id for r, _ in ending}
         if resume := [i for i in resume if i not in gone]:
-            conn.execute(update(_E).where(_E.c.id.in_(resume), _E.c.status == "active", _E.c.waiting.is_(True))
+            conn.execute(update(_E).where(among(conn, _E.c.id, resume), _E.c.status == "active", _E.c.waiting.is_(True))
                          .values(resume="event", due_at=now))  # fmt: skip
         if pending := [i for i in pending if i not in gone]:
             conn.execute(
-                update(_E).where(_E.c.id.in_(pending), _E.c.status == "active").values(exit_pending=True)
+                update(_E)
+                .where(among(conn, _E.c.id, pending), _E.c.status == "active")
+                .values(exit_pending=True)
             )
         if steps:
             conn.execute(_S.insert(), steps)
@@ -354,7 +357,7 @@ class JourneyIntake:
                 for r in conn.execute(select(_E.c.id, _E.c.workspace_id, _E.c.journey_id, _E.c.version,
                                              _E.c.profile_id, _E.c.node, _E.c.arm)
                                       .where(_E.c.workspace_id == ws, _E.c.status == "active",
-                                             _E.c.profile_id.in_(people[i : i + 900]))):  # fmt: skip
+                                             among(conn, _E.c.profile_id, people[i : i + 900]))):  # fmt: skip
                     for crit in self.journeys.version(r.journey_id, r.version).exit:
                         if crit.segment_exited and (crit.segment_exited, r.profile_id) in left:
                             (ended.append((r, "exit_criteria")) if crit.when == "immediately"

@@ -29,7 +29,7 @@ from quanyu.channels.configs import ChannelConfigs
 from quanyu.journeys.clock import Clock, SystemClock
 from quanyu.journeys.engine import worker_name
 from quanyu.journeys.policy import Policies
-from quanyu.store.bulk import update_rows
+from quanyu.store.bulk import among, update_rows
 from quanyu.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Dispatcher:
                 rows = [r for r in rows if r.workspace_id not in killed]
             ids = [r.id for r in rows]
             for i in range(0, len(ids), 5000):
-                conn.execute(update(_O).where(_O.c.id.in_(ids[i : i + 5000]))
+                conn.execute(update(_O).where(among(conn, _O.c.id, ids[i : i + 5000]))
                              .values(status="sending", claimed_at=now, claimed_by=self.worker,
                                      attempts=_O.c.attempts + 1))  # fmt: skip
         return rows
@@ -148,10 +148,10 @@ class Dispatcher:
             for r in stale:
                 (safe if self._idempotent(r.workspace_id, r.config_id, r.channel) else unsafe).append(r.id)
             if safe:
-                conn.execute(update(_O).where(_O.c.id.in_(safe), _O.c.status == "sending")
+                conn.execute(update(_O).where(among(conn, _O.c.id, safe), _O.c.status == "sending")
                              .values(status="pending", next_at=self.clock.now()))  # fmt: skip
             if unsafe:
-                conn.execute(update(_O).where(_O.c.id.in_(unsafe), _O.c.status == "sending")
+                conn.execute(update(_O).where(among(conn, _O.c.id, unsafe), _O.c.status == "sending")
                              .values(status="unknown", error_code="interrupted",
                                      error="发送中断，结果未知，不再重发 / interrupted mid-send; not resent"))  # fmt: skip
         log.warning("outbox: recovered %d interrupted sends (%d resendable)", len(stale), len(safe))
@@ -234,7 +234,7 @@ class Dispatcher:
                             res.error, now if outcome == "sent" else None, next_at, row.id))  # fmt: skip
         with self.engine.begin() as conn:
             for i in range(0, len(sent_plain), 5000):
-                conn.execute(update(_O).where(_O.c.id.in_(sent_plain[i : i + 5000]), _O.c.status == "sending")
+                conn.execute(update(_O).where(among(conn, _O.c.id, sent_plain[i : i + 5000]), _O.c.status == "sending")
                              .values(status="sent", sent_at=now))  # fmt: skip
             update_rows(conn, _O, _RECORDED, singles, guard="status = 'sending'")
         if sent_rows and self.on_sent is not None:

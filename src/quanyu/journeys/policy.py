@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from quanyu.errors import InvalidInput
 from quanyu.journeys.clock_time import QuietHours
+from quanyu.store.bulk import among
 from quanyu.store.engine import reading
 from quanyu.store.models import (
     ConsentRecord,
@@ -214,11 +215,10 @@ def consent_rows(conn: Connection, workspace_id: str, subjects: Iterable[str]) -
     """Current consent rows of these subjects (profile ids and addresses), by subject."""
     wanted = sorted(set(subjects))
     found: dict[str, list[Any]] = {}
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        for row in conn.execute(
-            select(_CS).where(_CS.c.workspace_id == workspace_id, _CS.c.subject.in_(chunk))
-        ):
+    for i in range(0, len(wanted), 2000):
+        chunk = wanted[i : i + 2000]
+        stmt = select(_CS).where(_CS.c.workspace_id == workspace_id, among(conn, _CS.c.subject, chunk))
+        for row in conn.execute(stmt):
             found.setdefault(row.subject, []).append(row)
     return found
 
@@ -234,16 +234,14 @@ def consented(rows: Sequence[Any], channel: str, purpose: str, opt_in: Sequence[
 
 def suppressed(conn: Connection, workspace_id: str, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which (channel, address) pairs, or ("*", address / profile id), are suppressed."""
-    keys = sorted(set(pairs))
+    wanted = set(pairs)
+    addresses = sorted({a for _c, a in wanted})
     hits: set[tuple[str, str]] = set()
-    for i in range(0, len(keys), 400):
-        chunk = keys[i : i + 400]
-        addresses = sorted({a for _c, a in chunk})
-        rows = conn.execute(
-            select(_SUP.c.channel, _SUP.c.address).where(_SUP.c.workspace_id == workspace_id,
-                                                         _SUP.c.address.in_(addresses))
-        )  # fmt: skip
-        hits.update((r.channel, r.address) for r in rows)
+    for i in range(0, len(addresses), 2000):
+        chunk = addresses[i : i + 2000]
+        rows = conn.execute(select(_SUP.c.channel, _SUP.c.address)
+                            .where(_SUP.c.workspace_id == workspace_id, among(conn, _SUP.c.address, chunk)))  # fmt: skip
+        hits.update(hit for r in rows if (hit := (r.channel, r.address)) in wanted)
     return hits
 
 
