@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from journeys.journeykit import Rig, journey, make_rig, send_to
 from quanyu.errors import InvalidInput
+from quanyu.journeys.content import check_journey_content
 from quanyu.journeys.model import parse_journey
 from quanyu.platform import Platform
 from testkit import Tenant
@@ -106,7 +107,7 @@ def test_every_documented_example_is_valid() -> None:
     files = sorted(EXAMPLES.glob("*.json"))
     assert any(f.name == "welcome_email.json" for f in files)
     for path in files:
-        parse_journey(json.loads(path.read_text()))
+        check_journey_content(parse_journey(json.loads(path.read_text())))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from quanyu.channels.base import ChannelConfigError
-from quanyu.channels.netguard import check_url
+from quanyu.channels.netguard import UnresolvableHostError, check_url
 from quanyu.channels.templates import TemplateError, check_lengths, parse, render_content
 from quanyu.errors import InvalidInput
 from quanyu.journeys.model import Journey, SendNode, WebhookNode
@@ -60,6 +60,8 @@ def check_journey_content(journey: Journey, allow: Sequence[str] = ()) -> None:
             fields = _strings(node.body, f"{base}.body")
             try:  # the private-address guard, at save (again at send and after redirects)
                 check_url(node.url, allow)
+            except UnresolvableHostError:
+                pass  # DNS may be down now or the name not published yet: checked again at send
             except ChannelConfigError as exc:
                 problems.append({"path": f"{base}.url", "message": str(exc)})
         else:

@@ -16,6 +16,9 @@ import orjson
 from quanyu.profiles.identifiers import REACH
 from quanyu.warehouse.base import Warehouse
 
+# Profile fields templates and steps can read besides the traits.
+COMPUTED = ("order_count", "revenue", "avg_order_value", "first_purchase_at", "last_purchase_at", "first_seen",
+            "last_seen", "preferred_channel", "first_touch_channel", "rfm_segment")  # fmt: skip
 # Identifier type -> the channel it reaches (a device id needs the app; push is not a journey channel).
 _CHANNEL_OF = {r.id_type: r.channel for r in REACH if r.channel != "push"}
 
@@ -61,7 +64,7 @@ class WarehousePeople:
             return {}
         t = self.warehouse.table("profiles")
         expr = t.filter(t.workspace_id == workspace_id, t.profile_id.isin(list(set(profile_ids)))).select(
-            "profile_id", "traits", "identifiers"
+            "profile_id", "traits", "identifiers", *COMPUTED
         )
         found: dict[str, Person] = {}
         for row in self.warehouse.execute(expr).to_pylist():
@@ -69,6 +72,9 @@ class WarehousePeople:
             if isinstance(traits, str | bytes):
                 traits = orjson.loads(traits)
             traits = traits if isinstance(traits, dict) else {}
+            # Templates may also name computed fields ({{ profile.last_purchase_at }}); a trait
+            # of the same name, set by the brand, wins.
+            traits = {**{k: row[k] for k in COMPUTED if row.get(k) is not None}, **traits}
             found[row["profile_id"]] = Person(row["profile_id"], addresses_of(row["identifiers"] or []),
                                               _zone(traits), traits)  # fmt: skip
         return found
