@@ -1,8 +1,11 @@
 """`quanyu demo`: the demo brand end to end, through the public API only.
 
 Initialise a workspace, start `quanyu serve` as its own process, create one source per channel
-through the management API, send every generated message through `/v1/batch` with the source's
-write key, wait for the pipeline, summarise, and keep serving unless told not to.
+through the management API, send the brand's year through `/v1/batch` with the source's write
+key, wait for the pipeline and save the seed segments. Then the journeys (demo/journeys.py):
+the server stops and this process opens the same data, so that it can move the journeys' clock;
+it publishes three journeys through the same API (in process) and replays the year's last week
+day by day, then lets the journeys finish. Summarise, and serve again unless told not to.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,9 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from quanyu.cli.output import console, emit_json, table
+from quanyu.demo import journeys
 from quanyu.demo.generator import BRAND_NAME, DemoBrand, generate_brand
+from quanyu.demo.generator.timeline import SHANGHAI, to_shanghai
 from quanyu.demo.segments import SEGMENTS as DEMO_SEGMENTS
 from quanyu.demo.segments import TOUCH_EVENTS
 from quanyu.errors import Conflict, InvalidInput, StorageUnavailable
@@ -30,7 +38,10 @@ from quanyu.platform import Platform
 from quanyu.settings import Settings
 
 _STORE_FILES = ("quanyu.db", "quanyu.db-wal", "quanyu.db-shm", "warehouse.duckdb", "warehouse.duckdb.wal",
-                "ground_truth.csv", "server.json", "server.lock")  # fmt: skip
+                "ground_truth.csv", "server.json", "server.lock",
+                *(f"{journeys.MESSAGES_DIR}/{c}.jsonl" for c in journeys.SINK_CHANNELS))  # fmt: skip
+# The seed's win-back segment (30 days not reached), which the win-back journey starts from.
+_WINBACK = DEMO_SEGMENTS[0]["name"]
 _SENDERS = 4
 _BATCH = 500
 
@@ -45,60 +56,102 @@ class SendStats:
 
 
 def run_demo(
-    settings: Settings, *, people: int, seed: int, serve: bool, reset: bool, as_json: bool
-) -> dict[str, Any]:
+    settings: Settings, *, people: int, seed: int, serve: bool, reset: bool, as_json: bool,
+    end: datetime | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """`end`: where the brand's year ends (default today's midnight in Shanghai, so the demo looks
+    recent; tests pass a fixed one for the same data every day)."""
     data_dir = settings.data_dir
     _prepare_dir(data_dir, reset)
     creds = _init(settings)
+    try:
+        summary = _demo(settings, creds, people=people, seed=seed, quiet=as_json, end=to_shanghai(end))
+        _report(summary, as_json)
+        if serve:
+            server = _start_server(data_dir, settings.port)
+            try:
+                console.print(
+                    f"\n控制台与 API / console & API: [bold]{server.url}[/]  (Ctrl-C 停止 / to stop)"
+                )
+                console.print(f"管理令牌 / API token: {creds['api_token']}")
+                server.wait()
+            finally:
+                server.stop()
+        return summary
+    except KeyboardInterrupt:
+        return {}
+
+
+def _demo(
+    settings: Settings, creds: dict[str, str], *, people: int, seed: int, quiet: bool, end: datetime
+) -> dict[str, Any]:
+    data_dir = settings.data_dir
+    started = time.perf_counter()
+    with console.status(f"生成演示品牌 / generating {BRAND_NAME} with {people:,} people…", spinner="dots"):
+        brand = generate_brand(people, seed=seed, end=end)
+    generated_s = time.perf_counter() - started
+    _write_ground_truth(data_dir / "ground_truth.csv", brand)
+    # The year before the replayed week is the brand's past: it arrives before any journey exists.
+    boundaries = journeys.live_boundaries(end)
+    past, days = journeys.split_brand(brand, boundaries)
+    stats = SendStats()
     server = _start_server(data_dir, settings.port)
     try:
         api = httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {creds['api_token']}"}, timeout=60
         )
-        started = time.perf_counter()
-        with console.status(
-            f"生成演示品牌 / generating {BRAND_NAME} with {people:,} people…", spinner="dots"
-        ):
-            brand = generate_brand(people, seed=seed)
-        generated_s = time.perf_counter() - started
-        _write_ground_truth(data_dir / "ground_truth.csv", brand)
         keys = _create_sources(api, brand)
         started = time.perf_counter()
-        stats = _send_all(server.url, brand, keys, quiet=as_json)
+        _send_all(server.url, past, keys, stats, quiet=quiet)
         send_s = time.perf_counter() - started
-        status = _wait_for_pipeline(api, quiet=as_json)
+        ingest_rate = round(stats.accepted / send_s) if send_s else None
+        _wait_for_pipeline(api, quiet=quiet)
         processed_s = time.perf_counter() - started
-        segments = _create_segments(api, quiet=as_json)
-        summary = {
-            "brand": BRAND_NAME,
-            "workspace_id": creds["workspace_id"],
-            "api_token": creds["api_token"],
-            "url": server.url,
-            "people": people,
-            "sources": len(keys),
-            "events_generated": brand.event_count(),
-            "requests": stats.requests,
-            "accepted": stats.accepted,
-            "quarantined": stats.quarantined,
-            "retries": stats.retries,
-            "processed": status["processed"],
-            "duplicates": status["duplicates"],
-            "seconds": {"generate": round(generated_s, 1), "send": round(send_s, 1), "send_and_process": round(processed_s, 1)},
-            "ingest_events_per_second": round(stats.accepted / send_s) if send_s else None,
-            "ground_truth": str(data_dir / "ground_truth.csv"),
-            "channels": api.get("/api/v1/events/stats").json()["channels"],
-            "segments": segments,
-        }  # fmt: skip
-        _report(summary, as_json)
-        if serve:
-            console.print(f"\n控制台与 API / console & API: [bold]{server.url}[/]  (Ctrl-C 停止 / to stop)")
-            console.print(f"管理令牌 / API token: {creds['api_token']}")
-            server.wait()
-        return summary
-    except KeyboardInterrupt:
-        return {}
+        created = _create_segments(api, quiet=quiet)
     finally:
         server.stop()
+    # The replayed week, in this process: the journeys' clock has to move with the events.
+    started = time.perf_counter()
+    winback = next(s["segment_id"] for s in created if s["name"] == _WINBACK)
+    expires = (boundaries[0] + timedelta(days=30)).astimezone(SHANGHAI).date().isoformat()
+    with (
+        _local_api(settings, creds["api_token"]) as (local, platform),
+        console.status(f"旅程 / journeys: 回放最近 {journeys.LIVE_DAYS} 天 / replaying the last "
+                       f"{journeys.LIVE_DAYS} days…", spinner="dots") if not quiet else _nothing(),
+    ):  # fmt: skip
+        made = journeys.setup(local, data_dir, winback, expires)
+        seconds = journeys.replay(local, platform, creds["workspace_id"], days, boundaries,
+                                  lambda part: _send_part(local, part, keys, stats), winback)  # fmt: skip
+        status: dict[str, Any] = local.get("/api/v1/pipeline/status").json()
+        segments = _refresh_segments(local, created)  # as of now, the replayed week included
+        channels = local.get("/api/v1/events/stats").json()["channels"]
+        block = {"live_days": journeys.LIVE_DAYS,
+                 "clock": {"from": boundaries[0].isoformat(),
+                           "to": (boundaries[-1] + timedelta(days=journeys.FINISH_DAYS[-1])).isoformat()},
+                 **journeys.summarise(local, made, data_dir), "seconds": seconds}  # fmt: skip
+    journeys_s = time.perf_counter() - started
+    return {
+        "brand": BRAND_NAME,
+        "workspace_id": creds["workspace_id"],
+        "api_token": creds["api_token"],
+        "url": f"http://127.0.0.1:{settings.port}",
+        "people": people,
+        "sources": len(keys),
+        "events_generated": brand.event_count(),
+        "requests": stats.requests,
+        "accepted": stats.accepted,
+        "quarantined": stats.quarantined,
+        "retries": stats.retries,
+        "processed": status["processed"],
+        "duplicates": status["duplicates"],
+        "seconds": {"generate": round(generated_s, 1), "send": round(send_s, 1), "send_and_process": round(processed_s, 1),
+                    "journeys": round(journeys_s, 1)},
+        "ingest_events_per_second": ingest_rate,
+        "ground_truth": str(data_dir / "ground_truth.csv"),
+        "channels": channels,
+        "segments": segments,
+        "journeys": block,
+    }  # fmt: skip
 
 
 def _prepare_dir(data_dir: Path, reset: bool) -> None:
@@ -177,8 +230,7 @@ def _create_sources(api: httpx.Client, brand: DemoBrand) -> dict[str, str]:
     return keys
 
 
-def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], quiet: bool) -> SendStats:
-    stats = SendStats()
+def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], stats: SendStats, quiet: bool) -> None:
     batches = list(brand.iter_batches(_BATCH))
     columns = (TextColumn("发送 / sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=quiet) as progress:
@@ -195,7 +247,12 @@ def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], quiet: bool) -> 
 
         with ThreadPoolExecutor(_SENDERS) as pool:
             list(pool.map(send, batches))
-    return stats
+
+
+def _send_part(api: httpx.Client, part: DemoBrand, keys: dict[str, str], stats: SendStats) -> None:
+    """One replayed day's events, in time order, through `/v1/batch`."""
+    for key, messages in part.iter_batches(_BATCH):
+        _post_batch(api, keys[key], messages, stats)
 
 
 def _post_batch(
@@ -251,6 +308,52 @@ def _create_segments(api: httpx.Client, quiet: bool) -> list[dict[str, Any]]:
         return out
 
 
+def _refresh_segments(api: httpx.Client, created: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for segment in created:
+        refreshed = api.post(f"/api/v1/segments/{segment['segment_id']}/refresh")
+        refreshed.raise_for_status()
+        out.append({**segment, "members": refreshed.json()["members"]})
+    return out
+
+
+@contextmanager
+def _local_api(settings: Settings, token: str) -> Iterator[tuple[httpx.Client, Platform]]:
+    """The server again, in this process (holding the data directory like `quanyu serve`), with
+    no background workers: the demo drains the pipeline and runs the journeys itself, and moves
+    the journeys' clock (`platform.journeys.clock`)."""
+    import uvicorn
+
+    from quanyu.api.app import create_app
+    from quanyu.server import ServerLock
+
+    local = settings.model_copy(
+        update={"pipeline_enabled": False, "journeys_enabled": False, "segment_refresh_seconds": 0}
+    )
+    url = f"http://127.0.0.1:{local.port}"
+    lock = ServerLock(local.data_dir)
+    if not lock.acquire(url):
+        raise Conflict(f"已有服务占用该数据目录 / a server already holds {local.data_dir}")
+    platform = Platform(local)
+    config = uvicorn.Config(create_app(local, platform), host="127.0.0.1", port=local.port,
+                            log_level="warning", access_log=False)  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="quanyu-demo-api", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise StorageUnavailable("服务启动失败 / the in-process server did not start")
+            time.sleep(0.05)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600) as client:
+            yield client, platform
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        lock.release()
+
+
 class _nothing:
     def __enter__(self) -> None:
         return None
@@ -278,6 +381,7 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
             ["生成耗时 / generate s", summary["seconds"]["generate"]],
             ["发送耗时 / send s", summary["seconds"]["send"]],
             ["发送+入仓 / send + process s", summary["seconds"]["send_and_process"]],
+            ["旅程回放 / journeys s", summary["seconds"]["journeys"]],
         ],
     )
     if summary.get("segments"):
@@ -292,3 +396,4 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         [[c["channel"], c["domain"], c["presence"], f"{c['events']:,}", f"{c['visitors']:,}", f"{c['orders']:,}",
           f"{c['revenue']:,.2f}"] for c in summary["channels"]],
     )  # fmt: skip
+    journeys.report(summary["journeys"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .catalog import SEARCH_TERMS, pick_products, product_fields, product_line
+from .consent import consent
 from .identifiers import OA_APP_ID
 from .membership import register
 from .noise import junk_identifier, mistype_phone, scribble_email, scribble_phone
@@ -285,14 +286,19 @@ def submit_form(
     traits: dict[str, Any] = {"name": person.name, "phone": phone, "city": person.city}
     if person.email and world.chance(0.3):
         traits["email"] = person.email
+    granted = world.chance(0.93)  # the consent box is ticked by default; a few untick it
     properties = {
         "form_id": form_id,
         "form_name": form_name,
         **traits,
-        "consent": True,
+        "consent": granted,
         "consent_text": CONSENT_TEXT,
         "consent_time": world.timeline.stamp(t),
     }
     context: dict[str, Any] = {"campaign": campaign} if campaign else {}
     world.outbox.track("lead_forms", who, t, "Form Submitted", properties, context, traits)
+    # The form tool's connector also reports the consent itself, per channel the wording names
+    # (短信 SMS, 微信 WeChat; a phone call is not a journey channel).
+    for channel in ("sms", "wechat_oa"):
+        consent(world, "lead_forms", who, t + 1, channel, granted, form=form_id, wording=CONSENT_TEXT)
     person.flags.add("lead")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import SEARCH_TERMS, pick_products, product_fields, product_line
+from .catalog import SEARCH_TERMS, Product, pick_products, product_fields, product_line
+from .consent import member_preferences
 from .identifiers import CHANNELS_APP_ID, MINI_PROGRAM_APP_ID, OA_APP_ID, mask_name, mask_phone
 from .membership import register
 from .noise import scribble_phone
@@ -86,7 +87,8 @@ def oa_touch(world: World, person: Person, t: int) -> None:
                 {"scene_type": "campaign"},
             )
         else:
-            follow_oa(world, person, t, world.rng.choice(("ADD_SCENE_SEARCH", "ADD_SCENE_PROFILE_CARD")))
+            scene = world.rng.choice(("ADD_SCENE_SEARCH", "ADD_SCENE_PROFILE_CARD"))
+            follow_oa(world, person, t, scene, {"scene_type": scene[10:].lower()})
         return
     who = oa_who(world, person)
     if world.chance(0.6):
@@ -152,6 +154,10 @@ def mp_session(
         t = mp_join(world, person, t + world.rng.randint(10, 60), scene)
     if buy:
         _mp_order(world, person, t)
+    elif world.chance(0.1):
+        # Into the cart and on to the payment page, then gone: no order follows (what the
+        # cart-recovery journey is for).
+        _mp_checkout(world, person, t + world.rng.randint(10, 90), pick_products(world.rng, person.tea_lover))
 
 
 def mp_join(world: World, person: Person, t: int, scene: int = 1089) -> int:
@@ -179,6 +185,8 @@ def mp_join(world: World, person: Person, t: int, scene: int = 1089) -> int:
     if scene == 1011 and person.store_id:
         properties.update(store_id=person.store_id, guide_id=person.guide_id)
     world.outbox.track("mini_program", who, t, event, properties, traits={"phone": phone})
+    if new:
+        member_preferences(world, person, who, t + world.rng.randint(5, 30), scene)
     return t + world.rng.randint(10, 60)
 
 
@@ -190,14 +198,24 @@ def _mp_order(world: World, person: Person, t: int) -> None:
         for product in pick_products(world.rng, person.tea_lover):
             world.outbox.track("mini_program", who, left, "Product Added", product_line(product))
     products = pick_products(world.rng, person.tea_lover)
+    t = _mp_checkout(world, person, t, products)
+    pause = world.rng.randint(20, 120)
+    if world.chance(0.12):  # left the payment page and came back to pay hours later
+        pause = world.rng.randint(2 * HOUR, 10 * HOUR)
+    extra: dict[str, Any] = {"payment_method": "wechat_pay"}
+    if person.guide_id and world.chance(0.3):
+        extra.update(store_id=person.store_id, guide_id=person.guide_id)
+    complete_order(world, person, t + pause, "mini_program", who, products, extra=extra)
+
+
+def _mp_checkout(world: World, person: Person, t: int, products: list[Product]) -> int:
+    """Add `products` to the cart and open the payment page; returns the checkout moment."""
+    who = mp_who(world, person)
     for product in products:
         world.outbox.track("mini_program", who, t, "Product Added", product_line(product))
         t += world.rng.randint(5, 40)
     world.outbox.track("mini_program", who, t, "Checkout Started", {"currency": "CNY"})
-    extra: dict[str, Any] = {"payment_method": "wechat_pay"}
-    if person.guide_id and world.chance(0.3):
-        extra.update(store_id=person.store_id, guide_id=person.guide_id)
-    complete_order(world, person, t + world.rng.randint(20, 120), "mini_program", who, products, extra=extra)
+    return t
 
 
 def wecom_who(world: World, person: Person) -> Who:
