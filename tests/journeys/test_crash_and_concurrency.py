@@ -130,3 +130,30 @@ def test_caps_hold_with_several_workers_on_postgres(tmp_path: Path, pg_database:
     finally:
         rig.channels.close()
         rig.engine.dispose()
+
+
+def test_journeys_worker_command_scales_out_on_postgres(tmp_path: Path, pg_database: str) -> None:
+    """`quanyu journeys worker --processes 2` shares due steps and sends with nobody else's help."""
+    from journeys.journeykit import make_rig
+    from testkit import QUANYU
+
+    rig = make_rig(pg_database, tmp_path)
+    try:
+        live = rig.save(journey({"hi": send_to("sink", "你好", purpose="transactional")}))
+        people = [f"w{i}" for i in range(300)]
+        rig.enroll(live, *people)  # due now: the workers run on the system clock
+        env = {**os.environ, "QUANYU_DATABASE_URL": pg_database}
+        worker = subprocess.Popen([QUANYU, "journeys", "worker", "--processes", "2", "--data-dir", str(tmp_path)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(rig.sink()) < len(people):
+                time.sleep(0.2)
+        finally:
+            worker.send_signal(signal.SIGINT)
+            worker.wait(30)
+        keys = [line["key"] for line in rig.sink()]
+        assert len(keys) == len(people) == len(set(keys))
+    finally:
+        rig.channels.close()
+        rig.engine.dispose()

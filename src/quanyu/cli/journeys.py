@@ -5,6 +5,7 @@ quanyu journeys list|show ID|publish ID|pause ID|archive ID [--json]
 quanyu journeys stats ID [--json]                     per node and channel, goal conversions, lift
 quanyu journeys run --once [--advance 3d] [--json]    intake → due steps → sends until nothing is due
 quanyu journeys enroll ID --profile P [--profile P2]  enroll people by hand
+quanyu journeys worker [--processes N]               extra step/send workers (PostgreSQL scale-out)
 quanyu channels create|list|types                     channel configurations
 quanyu messaging policy|kill-switch                   quiet hours, caps, holdout; stop every send
 quanyu consent set|show                               grants and withdrawals, with their history
@@ -554,3 +555,51 @@ def _print_consent(body: dict[str, Any]) -> None:
           [[r["channel"], r["purpose"], yes(r["granted"]), r["source"], _when(r["at"])] for r in body["current"]])  # fmt: skip
     table("历史 / history (newest first)", ["时间 at", "渠道 channel", "用途 purpose", "状态 state", "来源 source"],
           [[_when(r["at"]), r["channel"], r["purpose"], yes(r["granted"]), r["source"]] for r in body["history"]])  # fmt: skip
+
+
+@journeys_app.command("worker")
+def worker_command(
+    processes: Annotated[int, typer.Option("--processes", min=1, max=64,
+                                           help="工作进程数 / worker processes")] = 1,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=50_000, help="每批条数 / rows per batch")] = 2000,
+    data_dir: DataDir = None,
+) -> None:  # fmt: skip
+    """扩展工作进程 / Extra workers for due steps and sends, on the operational store only.
+
+    For PostgreSQL deployments (QUANYU_DATABASE_URL): each process claims work with FOR UPDATE
+    SKIP LOCKED beside the worker inside `quanyu serve`. Condition steps and tag/trait effects
+    need the warehouse and are left for `serve`. Runs until Ctrl-C."""
+    import multiprocessing as mp
+
+    settings = settings_from(data_dir)
+    if settings.resolved_database_url.startswith("sqlite"):
+        console.print("[yellow]提示 / note:[/] SQLite 只有一个写入者，多进程不会更快 / SQLite has one writer: "
+                      "more processes will not be faster (use PostgreSQL to scale out)")  # fmt: skip
+    ctx = mp.get_context("spawn")
+    children = [ctx.Process(target=_work, args=(settings, batch), daemon=True) for _ in range(processes - 1)]
+    for child in children:
+        child.start()
+    console.print(f"旅程工作进程 / journey workers: {processes} · Ctrl-C 停止 / to stop")
+    try:
+        _work(settings, batch)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            child.terminate()
+
+
+def _work(settings: Any, batch: int) -> None:
+    from quanyu.platform import Platform
+
+    platform = Platform(settings)
+    runner, dispatcher = platform.journeys.runner(None), platform.journeys.dispatcher(None)
+    try:
+        while True:
+            step, sent = runner.run_due(batch), dispatcher.dispatch(batch)
+            if not step.claimed and not sent.claimed:
+                time.sleep(settings.journey_interval_seconds)
+    except KeyboardInterrupt:
+        return
+    finally:
+        platform.close()
