@@ -218,8 +218,11 @@ class JourneyEngine:
         holdout_pct = policy.holdout_percent if journey.settings.holdout else 0.0
         trait_names = _template_traits(journey)
         goal_window = timedelta(days=journey.goal.within_days) if journey.goal else timedelta(0)
+        # "Once per person, ever" is the entry key itself (the unique index refuses a second
+        # entry), so no history is read; other rules look at the person's earlier enrollments.
+        once = rule.mode == "never" and rule.min_interval is None and self.journeys.always_once(live.id)
         with self.engine.begin() as conn:
-            history = _history(conn, live.id, sorted({c.profile_id for c in candidates}))
+            history = {} if once else _history(conn, live.id, sorted({c.profile_id for c in candidates}))
             rows: list[dict[str, Any]] = []
             seen: set[str] = set()
             for c in candidates:
@@ -244,7 +247,8 @@ class JourneyEngine:
                 if c.person is not None:
                     context["person"] = c.person.snapshot(trait_names)
                 rows.append({"workspace_id": live.workspace_id, "journey_id": live.id, "version": live.version,
-                             "profile_id": c.profile_id, "entry_key": c.entry_key, "status": "active",
+                             "profile_id": c.profile_id, "entry_key": f"once:{c.profile_id}" if once else c.entry_key,
+                             "status": "active",
                              "node": CONTROL if held else journey.start, "waiting": held, "resume": None,
                              "due_at": now + goal_window if held else now, "arm": "holdout" if held else None,
                              "entered_at": now, "exit_pending": False, "attempts": 0, "context": context})  # fmt: skip
@@ -259,7 +263,8 @@ class JourneyEngine:
                 report.held_out = sum(1 for _eid, (_n, arm) in inserted if arm == "holdout")
                 dup = len(rows) - len(inserted)
                 if dup:
-                    report.refused["duplicate_trigger"] = report.refused.get("duplicate_trigger", 0) + dup
+                    why = "already_entered" if once else "duplicate_trigger"
+                    report.refused[why] = report.refused.get(why, 0) + dup
         return report
 
     # -- running -------------------------------------------------------------------------------

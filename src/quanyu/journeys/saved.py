@@ -167,6 +167,14 @@ class SavedJourneys:
         return [LiveJourney(r.id, r.workspace_id, r.live_version, self.version(r.id, r.live_version), r.last_fired)
                 for r in rows if r.live_version is not None]  # fmt: skip
 
+    def always_once(self, journey_id: str) -> bool:
+        """Whether every version of the journey lets a person in once ever (re-entry "never",
+        no interval): then the entry key can be the person, and nobody's history is read."""
+        with reading(self.engine) as conn:
+            versions = conn.execute(select(_V.c.version).where(_V.c.journey_id == journey_id)).scalars().all()
+        rules = [self.version(journey_id, v).settings.reentry for v in versions]
+        return all(r.mode == "never" and r.min_interval is None for r in rules)
+
     def statuses(self) -> dict[str, str]:
         """Every journey's status (the engine holds paused ones and ends archived ones)."""
         with reading(self.engine) as conn:

@@ -255,7 +255,9 @@ class Enrollment(Base):
     context: Mapped[dict] = mapped_column(JSON, default=dict)  # trigger event, person snapshot
     __table_args__ = (
         Index("ux_enrollments_entry", "journey_id", "entry_key", unique=True),
-        Index("ix_enrollments_person", "journey_id", "profile_id"),
+        # Person first: "this person's enrollments" (re-entry, events arriving) is a lookup by
+        # person, and the journey column alone matches every row of a big journey.
+        Index("ix_enrollments_person", "profile_id", "journey_id"),
         Index(
             "ix_enrollments_due",
             "due_at",

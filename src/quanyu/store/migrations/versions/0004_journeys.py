@@ -120,7 +120,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'active'"),
     )
     op.create_index(
-        "ix_enrollments_person", "journey_enrollments", ["journey_id", "profile_id"], unique=False
+        "ix_enrollments_person", "journey_enrollments", ["profile_id", "journey_id"], unique=False
     )
     op.create_index("ux_enrollments_entry", "journey_enrollments", ["journey_id", "entry_key"], unique=True)
 
