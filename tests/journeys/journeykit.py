@@ -107,7 +107,8 @@ def make_rig(url: str, directory: Path, *, conditions: Any = None) -> Rig:
         channels.create(ws.id, f"{channel} sink", f"sink_{channel}", {"path": str(directory / f"{channel}.jsonl")},
                         default=True)  # fmt: skip
     rig = Rig(engine, directory, ws.id, clock, journeys, policies, channels,
-              JourneyEngine(engine, journeys, policies, clock=clock, conditions=conditions),
+              JourneyEngine(engine, journeys, policies, clock=clock, conditions=conditions,
+                            scope_of=channels.app_id),
               Dispatcher(engine, policies, channels, clock=clock))  # fmt: skip
     return rig
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from journeys.journeykit import Rig, journey, send_to
+from quanyu.journeys.people import Person
 from quanyu.journeys.policy import in_holdout
 from quanyu.journeys.stats import duplicate_sends, journey_stats
 
@@ -195,3 +196,64 @@ def test_actions_queue_effects_and_tasks(lite: Rig) -> None:
     with lite.engine.connect() as conn:
         task = conn.execute(select(GuideTask.__table__)).one()
     assert task.assignee == "guide_7" and task.title == "回访 Call back"
+
+
+def test_openids_are_chosen_by_the_official_account(lite: Rig) -> None:
+    """A person followed two accounts (or has a Channels openid): the send goes to the openid of
+    the account the channel sends as, and with none for that app, nowhere."""
+    made = lite.channels.create(lite.workspace_id, "公众号 A", "sink_wechat_oa",
+                                {"path": str(lite.dir / "oa_a.jsonl"), "app_id": "wxA"})  # fmt: skip
+    other = lite.channels.create(lite.workspace_id, "公众号 C", "sink_wechat_oa",
+                                 {"path": str(lite.dir / "oa_c.jsonl"), "app_id": "wxC"})  # fmt: skip
+    via_a = lite.save(
+        journey({"t": send_to("wechat_oa", "A", via=made["id"], purpose="transactional")}, name="a")
+    )
+    via_c = lite.save(
+        journey({"t": send_to("wechat_oa", "C", via=other["id"], purpose="transactional")}, name="c")
+    )
+    p = Person("p", {"wechat_oa": "o_newest_B"}, None, {}, {"wechat_oa": {"wxA": "o_A", "wxB": "o_newest_B"}})
+    lite.people["p"] = p
+    lite.enroll(via_a, "p")
+    lite.enroll(via_c, "p")
+    lite.run()
+    from quanyu.channels.sink import read_sink
+
+    assert [line["to"] for line in read_sink(lite.dir / "oa_a.jsonl")] == ["o_A"]
+    assert read_sink(lite.dir / "oa_c.jsonl") == []
+    assert [d for _n, k, d in lite.steps(via_c.id) if k == "skipped"] == ["no_address"]
+
+
+def test_consent_given_before_a_merge_still_counts(lite: Rig) -> None:
+    from quanyu.journeys.policy import ConsentInput, record_consent
+
+    live = lite.save(journey({"sms": send_to("sms", "上新")}))
+    with lite.engine.begin() as conn:  # granted while the person was still profile "old"
+        record_consent(conn, lite.workspace_id, [ConsentInput("profile", "old", "sms", "marketing", True, "form",
+                                                              lite.clock.now())])  # fmt: skip
+    lite.people["merged"] = Person("merged", {"sms": "13800000009"}, None, {}, {}, ("old",))
+    lite.enroll(live, "merged")
+    lite.run()
+    assert [line["profile_id"] for line in lite.sink("sms")] == ["merged"]
+
+
+def test_lift_compares_the_split_arms_with_control(lite: Rig) -> None:
+    from sqlalchemy import update
+
+    from quanyu.store.models import Enrollment
+
+    nodes = {"wait": {"type": "wait", "duration": {"hours": 1}, "next": "split"},
+             "split": {"type": "split", "arms": [{"name": "A", "percent": 80, "next": "a"}], "control": 20},
+             "a": send_to("sink", "A", purpose="transactional")}  # fmt: skip
+    live = lite.save(
+        journey(nodes, start="wait", goal={"event": "Order Completed", "within_days": 7, "exit": False})
+    )
+    lite.enroll(live, *[f"p{i}" for i in range(100)])
+    lite.run()
+    e = Enrollment.__table__
+    with lite.engine.begin() as conn:  # ten people convert and leave before reaching the split
+        conn.execute(update(e).where(e.c.profile_id.in_([f"p{i}" for i in range(10)]))
+                     .values(goal_at=lite.clock.now(), status="done", exit_reason="goal"))  # fmt: skip
+    lite.advance(hours=1, minutes=1)
+    goal = journey_stats(lite.engine, live.id)["goal"]
+    assert goal["by_arm"]["treatment"] == {"entered": 10, "converted": 10, "rate": 1.0}
+    assert goal["treated_rate"] == 0.0  # only arm A counts as treated: nobody there converted

@@ -209,3 +209,48 @@ def test_birthday_trigger_fires_once_a_day(brand: Brand) -> None:
     _run(brand, hours=1)
     assert [e.profile_id for e in _enrollments(brand, jid)] == [brand.profile_of("bday")]
     assert len(_sink(brand)) == 1
+
+
+def test_the_awaited_event_in_the_same_batch_or_late_still_counts(brand: Brand) -> None:
+    """A checkout and its order stored together, or the order stored after the journey had
+    started waiting but timestamped earlier (a late SDK flush): the buyer gets no reminder."""
+    nodes = {"wait": {"type": "wait_for_event", "event": "Order Completed", "timeout": {"hours": 2},
+                      "next": "thanks", "timeout_next": "remind"},
+             "thanks": _send("感谢下单"), "remind": _send("购物车还有商品")}  # fmt: skip
+    _journey(brand, {"name": "cart", "start": "wait", "nodes": nodes,
+                     "trigger": {"type": "event", "event": "Checkout Started"}})  # fmt: skip
+    clock = brand.platform.journeys.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(datetime(2026, 3, 1, 6, 0, tzinfo=UTC))  # processing runs hours after the events happened
+    brand.send("mini_program", _track("together", "Checkout Started", 0.13),
+               _track("together", "Order Completed", 0.14, order_id="o1", revenue=9))  # fmt: skip
+    brand.send("mini_program", _track("late", "Checkout Started", 0.13))
+    _run(brand)  # "late" is waiting now
+    brand.send("mini_program", _track("late", "Order Completed", 0.14, order_id="o2", revenue=9))
+    _run(brand)
+    _run(brand, hours=3)
+    texts = {line["profile_id"]: line["content"]["text"] for line in _sink(brand)}
+    assert texts == {brand.profile_of("together"): "感谢下单", brand.profile_of("late"): "感谢下单"}
+
+
+def test_a_weekly_schedule_starts_with_its_next_occurrence(brand: Brand) -> None:
+    platform = brand.platform
+    brand.send(
+        "website", {"type": "identify", "userId": "m1", "timestamp": day(0), "traits": {"member": True}}
+    )
+    seg = platform.segments.create(brand.workspace_id, SegmentCreate(
+        name="会员 Members", definition={"conditions": [{"trait": "member", "op": "eq", "value": True}]}), "test")  # fmt: skip
+    refresh_membership(platform.warehouse, platform.segments, brand.workspace_id, seg["id"])
+    clock = platform.journeys.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(datetime(2026, 3, 4, 7, 0, tzinfo=UTC))  # Wednesday 15:00 in Shanghai
+    jid = _journey(brand, {"name": "weekly", "start": "hi", "nodes": {"hi": _send("本周新品")},
+                           "trigger": {"type": "schedule", "segment_id": seg["id"], "every": "week",
+                                       "weekday": 1, "at": "10:00"},
+                           "settings": {"reentry": {"mode": "always"}}})  # fmt: skip
+    _run(brand)
+    assert _enrollments(brand, jid) == []  # last Monday's occurrence has passed: not sent late
+    _run(brand, days=5)  # Monday 15:00
+    assert len(_enrollments(brand, jid)) == 1
+    _run(brand, hours=1)
+    assert len(_enrollments(brand, jid)) == 1  # once per occurrence

@@ -42,6 +42,7 @@ class ChannelConfigs:
         self.sink_dir = sink_dir
         self.allow_networks = allow_networks
         self._adapters: dict[tuple[str, str], ChannelAdapter] = {}
+        self._apps: dict[tuple[str, str, str], str | None] = {}
         self._guard = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------------
@@ -107,6 +108,24 @@ class ChannelConfigs:
         with self._guard:
             self._adapters.setdefault(cache_key, adapter)
             return self._adapters[cache_key]
+
+    def app_id(self, workspace_id: str, config_id: str, channel: str) -> str | None:
+        """The WeChat app a configuration sends as (its `app_id` setting), or None."""
+        key = (workspace_id, config_id, channel)
+        with self._guard:
+            if key in self._apps:
+                return self._apps[key]
+        with reading(self.engine) as conn:
+            if config_id.startswith("default:"):
+                stmt = select(_C.c.settings).where(_C.c.workspace_id == workspace_id, _C.c.channel == channel)
+                row = conn.execute(stmt.order_by(_C.c.is_default.desc(), _C.c.created_at)).first()
+            else:
+                row = conn.execute(select(_C.c.settings).where(_C.c.workspace_id == workspace_id,
+                                                               _C.c.id == config_id)).first()  # fmt: skip
+        found = str(row.settings.get("app_id")) if row is not None and row.settings.get("app_id") else None
+        with self._guard:
+            self._apps[key] = found
+        return found
 
     def webhook_for(self, workspace_id: str, url: str, via: str = "") -> ChannelAdapter:
         """An adapter posting to a journey step's own URL (signed with the `via` config's secret)."""

@@ -51,7 +51,7 @@ import httpx
 from quanyu.channels.sink import read_sink
 from quanyu.cli.output import console, table
 from quanyu.demo.generator import DemoBrand
-from quanyu.demo.generator.identifiers import MINI_PROGRAM_APP_ID
+from quanyu.demo.generator.identifiers import MINI_PROGRAM_APP_ID, OA_APP_ID
 from quanyu.demo.generator.timeline import SHANGHAI
 from quanyu.journeys.clock import ManualClock
 from quanyu.platform import Platform
@@ -118,16 +118,9 @@ def demo_journeys(winback_segment_id: str, coupon_expires: str) -> list[dict[str
                                     f"{{{{ coupon.code }}}}，{{{{ coupon.expires_at }}}}前在小程序或门店使用。{_OPT_OUT}"},
                 "coupon": {"code": "SCJ-WELCOME20", "value": 20, "expires_at": coupon_expires},
             },
-            "first_order_coupon_wechat": {
-                "type": "send", "channel": "wechat_oa", "label": "首单券（公众号） first-order coupon (WeChat)",
-                "content": {
-                    "template_id": "TM00251_coupon_issued",
-                    "miniprogram": {"appid": MINI_PROGRAM_APP_ID, "pagepath": "pages/coupon/index"},
-                    "data": {"thing1": "山茶记首单礼券", "amount2": "{{ coupon.value }}元",
-                             "character_string3": "{{ coupon.code }}", "time4": "{{ coupon.expires_at }}"},
-                },
-                "coupon": {"code": "SCJ-WELCOME20", "value": 20, "expires_at": coupon_expires},
-            },
+            "first_order_coupon_wechat": _wechat_coupon("首单券（公众号） first-order coupon (WeChat)", "山茶记首单礼券",
+                                                        {"code": "SCJ-WELCOME20", "value": 20,
+                                                         "expires_at": coupon_expires}),
         },
         # Buying does not end the series: the condition step already spares buyers the coupon.
         "goal": {"event": "Order Completed", "within_days": 7, "exit": False},
@@ -197,16 +190,8 @@ def demo_journeys(winback_segment_id: str, coupon_expires: str) -> list[dict[str
                                     f"{{{{ coupon.expires_at }}}}前在门店或小程序使用，新茶已到店。{_OPT_OUT}"},
                 "coupon": {"code": "SCJ-BACK30", "value": 30, "expires_at": coupon_expires},
             },
-            "wechat_coupon": {
-                "type": "send", "channel": "wechat_oa", "label": "公众号召回券 WeChat coupon",
-                "content": {
-                    "template_id": "TM00251_coupon_issued",
-                    "miniprogram": {"appid": MINI_PROGRAM_APP_ID, "pagepath": "pages/coupon/index"},
-                    "data": {"thing1": "山茶记回归礼券", "amount2": "{{ coupon.value }}元",
-                             "character_string3": "{{ coupon.code }}", "time4": "{{ coupon.expires_at }}"},
-                },
-                "coupon": {"code": "SCJ-BACK30", "value": 30, "expires_at": coupon_expires},
-            },
+            "wechat_coupon": _wechat_coupon("公众号召回券 WeChat coupon", "山茶记回归礼券",
+                                            {"code": "SCJ-BACK30", "value": 30, "expires_at": coupon_expires}),
         },
         "goal": {"event": "Order Completed", "within_days": 14},
         "settings": {"reentry": {"mode": "after_exit", "min_interval": {"days": 90}}},
@@ -236,11 +221,23 @@ def welcome_email() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _wechat_coupon(label: str, title: str, coupon: dict[str, Any]) -> dict[str, Any]:
+    """A coupon as an official-account template message that opens the mini-program's coupon page."""
+    return {"type": "send", "channel": "wechat_oa", "label": label, "coupon": coupon,
+            "content": {"template_id": "TM00251_coupon_issued",
+                        "miniprogram": {"appid": MINI_PROGRAM_APP_ID, "pagepath": "pages/coupon/index"},
+                        "data": {"thing1": title, "amount2": "{{ coupon.value }}元",
+                                 "character_string3": "{{ coupon.code }}", "time4": "{{ coupon.expires_at }}"}}}  # fmt: skip
+
+
 def channel_configs(data_dir: Path) -> list[dict[str, Any]]:
-    """One local-file channel per journey channel, each the workspace's default for it."""
+    """One local-file channel per journey channel, each the workspace's default for it. The
+    WeChat ones say which app they send as, so each person's openid for that app is used."""
     folder = (data_dir / MESSAGES_DIR).resolve()
+    apps = {"wechat_oa": OA_APP_ID, "mini_program": MINI_PROGRAM_APP_ID}
     return [{"name": f"本地文件 {channel} (demo)", "type": f"sink_{channel}",
-             "settings": {"path": str(folder / f"{channel}.jsonl")}, "default": True}
+             "settings": {"path": str(folder / f"{channel}.jsonl"), **({"app_id": apps[channel]} if channel in apps else {})},
+             "default": True}
             for channel in SINK_CHANNELS]  # fmt: skip
 
 

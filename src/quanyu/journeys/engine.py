@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from quanyu.channels.templates import TemplateError, check_lengths, render_content
 from quanyu.journeys.clock import Clock, SystemClock
 from quanyu.journeys.clock_time import local_day, next_local_midnight, next_time_of_day, zone
+from quanyu.journeys.facts import Fact, matches
 from quanyu.journeys.model import (
     ConditionNode,
     ExitNode,
@@ -45,7 +46,7 @@ from quanyu.journeys.model import (
     WaitNode,
     WebhookNode,
 )
-from quanyu.journeys.people import People, Person
+from quanyu.journeys.people import SCOPED_CHANNELS, People, Person
 from quanyu.journeys.policy import (
     Policies,
     Policy,
@@ -77,6 +78,12 @@ class Conditions(Protocol):
 
     def members(self, workspace_id: str, definition: Definition, profile_ids: Sequence[str],
                 now: datetime) -> set[str]: ...  # fmt: skip
+
+
+class History(Protocol):
+    """Events people did since a moment (the warehouse's person events, in `serve`)."""
+
+    def since(self, workspace_id: str, since: dict[str, datetime], events: set[str]) -> list[Fact]: ...
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class _State:
     due_at: datetime | None
     arm: str | None
     entered_at: datetime
+    triggered_at: datetime | None
     exit_pending: bool
     attempts: int
     context: dict[str, Any]
@@ -189,6 +197,8 @@ class JourneyEngine:
         clock: Clock | None = None,
         people: People | None = None,
         conditions: Conditions | None = None,
+        history: History | None = None,
+        scope_of: Callable[[str, str, str], str | None] | None = None,
         links: LinkMaker | None = None,
         track: Callable[[str, dict[str, Any]], str] | None = None,
         worker: str | None = None,
@@ -199,6 +209,8 @@ class JourneyEngine:
         self.clock = clock or SystemClock()
         self.people = people
         self.conditions = conditions
+        self.history = history
+        self.scope_of = scope_of  # (workspace, channel config, channel) -> the app id it sends as
         self.links = links
         self.track = track  # rewrites an e-mail's links for click and open receipts
         self.worker = worker or worker_name()
@@ -251,7 +263,8 @@ class JourneyEngine:
                              "status": "active",
                              "node": CONTROL if held else journey.start, "waiting": held, "resume": None,
                              "due_at": now + goal_window if held else now, "arm": "holdout" if held else None,
-                             "entered_at": now, "exit_pending": False, "attempts": 0, "context": context})  # fmt: skip
+                             "entered_at": now, "triggered_at": min(c.at, now), "exit_pending": False,
+                             "attempts": 0, "context": context})  # fmt: skip
             if rows:
                 inserted = _insert_new(conn, rows)
                 steps = [{"workspace_id": live.workspace_id, "journey_id": live.id, "version": live.version,
@@ -304,7 +317,7 @@ class JourneyEngine:
 
     def _claim(self, conn: Connection, now: datetime, limit: int, paused: list[str]) -> list[_State]:
         cols = [_E.c.id, _E.c.workspace_id, _E.c.journey_id, _E.c.version, _E.c.profile_id, _E.c.node,
-                _E.c.waiting, _E.c.resume, _E.c.due_at, _E.c.arm, _E.c.entered_at, _E.c.exit_pending,
+                _E.c.waiting, _E.c.resume, _E.c.due_at, _E.c.arm, _E.c.entered_at, _E.c.triggered_at, _E.c.exit_pending,
                 _E.c.attempts, _E.c.context]  # fmt: skip
         stmt = select(*cols).where(_E.c.status == "active", _E.c.due_at <= now)
         if paused:
@@ -320,21 +333,23 @@ class JourneyEngine:
         now = batch.now
         nodes = {st.id: st.journey.nodes[st.node] for st in active if st.journey and st.node != CONTROL}
         branch = self._conditions(active, nodes, now)
+        already = self._already_happened(active, nodes)
         senders = [st for st in active if isinstance(nodes.get(st.id), SendNode)]
         people = self._people(senders)
-        gate = _Gate(conn, self.policies, senders, people, nodes) if senders else None
+        addresses = {st.id: self._address(st, nodes[st.id], _person_of(st, people)) for st in senders}
+        gate = _Gate(conn, self.policies, senders, people, nodes, addresses) if senders else None
         going: list[_State] = []
         for st in active:
             node = nodes.get(st.id)
             if node is None:  # the control arm's goal window is over
                 self._end(st, batch, st.arm or "control")
                 continue
-            if self._step(conn, st, node, batch, branch, people, gate):
+            if self._step(conn, st, node, batch, branch, people, gate, already):
                 going.append(st)
         return going
 
     def _step(self, conn: Connection, st: _State, node: Any, batch: _Batch, branch: dict[int, bool | None],
-              people: dict[str, Person], gate: _Gate | None) -> bool:  # fmt: skip
+              people: dict[str, Person], gate: _Gate | None, already: set[int]) -> bool:  # fmt: skip
         now = batch.now
         journey = st.journey
         assert journey is not None
@@ -351,6 +366,11 @@ class JourneyEngine:
             st.waiting = False
             return self._goto(st, node.next, batch)
         if isinstance(node, WaitForEventNode):
+            if not st.waiting and st.id in already:
+                # The awaited event came before this step ran (same batch as the trigger, or
+                # stored late): no need to wait for it.
+                batch.log(st, "resumed", node.event)
+                return self._goto(st, node.next, batch)
             if not st.waiting:
                 st.waiting = True
                 st.due_at = now + node.timeout.delta
@@ -383,7 +403,7 @@ class JourneyEngine:
             batch.log(st, "branch", "control")
             st.node, st.waiting = CONTROL, True
             window = timedelta(days=journey.goal.within_days) if journey.goal else timedelta(0)
-            st.due_at = max(now, st.entered_at + window)
+            st.due_at = max(now, (st.triggered_at or st.entered_at) + window)
             return False
         if isinstance(node, SendNode):
             assert gate is not None
@@ -432,9 +452,7 @@ class JourneyEngine:
             batch.log(st, "held", "kill_switch", channel)
             st.due_at = now + HOLD_RETRY
             return False
-        address = person.address(channel) if channel != "webhook" else None
-        if channel == "webhook":
-            address = str(node.content.get("url") or "")
+        address = gate.address(st.id)
         if not address:
             batch.log(st, "skipped", "no_address", channel)
             return self._goto(st, node.next, batch)
@@ -545,6 +563,47 @@ class JourneyEngine:
             found.update({st.id: st.profile_id in yes for st in members})
         return found
 
+    def _already_happened(self, active: list[_State], nodes: dict[int, Any]) -> set[int]:
+        """Enrollments arriving at a wait-for-event step whose event already happened since
+        their trigger (asked of the history once per round)."""
+        arriving = [st for st in active if isinstance(nodes.get(st.id), WaitForEventNode) and not st.waiting]
+        if not arriving or self.history is None:
+            return set()
+        found: set[int] = set()
+        by_ws: dict[str, list[_State]] = defaultdict(list)
+        for st in arriving:
+            by_ws[st.workspace_id].append(st)
+        for ws, members in by_ws.items():
+            since: dict[str, datetime] = {}
+            for st in members:
+                start = st.triggered_at or st.entered_at
+                since[st.profile_id] = min(since.get(st.profile_id, start), start)
+            try:
+                facts = self.history.since(ws, since, {nodes[st.id].event for st in members})
+            except Exception:
+                log.exception("journey history lookup failed; waiting for the events instead")
+                continue
+            by_person: dict[str, list[Fact]] = defaultdict(list)
+            for fact in facts:
+                by_person[fact.profile_id].append(fact)
+            for st in members:
+                node = nodes[st.id]
+                start = st.triggered_at or st.entered_at
+                if any(f.event == node.event and f.timestamp >= start and matches(node.where, f)
+                       for f in by_person.get(st.profile_id, ())):  # fmt: skip
+                    found.add(st.id)
+        return found
+
+    def _address(self, st: _State, node: Any, person: Person) -> str | None:
+        """Where this send goes: the person's address on the channel; for an official account
+        or a mini-program, the openid of that app (the configuration's app_id)."""
+        if node.channel == "webhook":
+            return str(node.content.get("url") or "") or None
+        scope = None
+        if node.channel in SCOPED_CHANNELS and self.scope_of is not None:
+            scope = self.scope_of(st.workspace_id, node.via or f"default:{node.channel}", node.channel)
+        return person.address(node.channel, scope)
+
     def _people(self, senders: list[_State]) -> dict[str, Person]:
         if not senders:
             return {}
@@ -589,8 +648,12 @@ class _Gate:
     """Consent and suppression for one round's sends, read once for all of them."""
 
     def __init__(self, conn: Connection, policies: Policies, senders: list[_State], people: dict[str, Person],
-                 nodes: dict[int, Any]) -> None:  # fmt: skip
+                 nodes: dict[int, Any], addresses: dict[int, str | None]) -> None:  # fmt: skip
         self._policies = policies
+        self._addresses = addresses
+        self._aliases = {
+            st.profile_id: people[st.profile_id].aliases for st in senders if st.profile_id in people
+        }
         self._cache: dict[str, Policy] = {}
         by_ws: dict[str, list[_State]] = defaultdict(list)
         for st in senders:
@@ -602,8 +665,9 @@ class _Gate:
             pairs: set[tuple[str, str]] = set()
             for st in members:
                 channel = nodes[st.id].channel
-                address = people[st.profile_id].address(channel) if channel != "webhook" else None
+                address = addresses.get(st.id) if channel != "webhook" else None
                 subjects.add(st.profile_id)
+                subjects.update(self._aliases.get(st.profile_id, ()))
                 pairs.add(("*", st.profile_id))
                 if address:
                     subjects.add(address)
@@ -624,9 +688,14 @@ class _Gate:
             or (f"{ws}\x00*", profile_id) in s
         )
 
+    def address(self, enrollment_id: int) -> str | None:
+        return self._addresses.get(enrollment_id)
+
     def consent(self, profile_id: str, address: str, channel: str, policy: Policy) -> tuple[bool, str]:
         ws = policy.workspace_id
-        rows = self._consent.get(f"{ws}\x00{profile_id}", []) + self._consent.get(f"{ws}\x00{address}", [])
+        # The person, the profiles that merged into them, and the address itself.
+        rows = [row for subject in (profile_id, *self._aliases.get(profile_id, ()), address)
+                for row in self._consent.get(f"{ws}\x00{subject}", [])]  # fmt: skip
         return consented(rows, channel, "marketing", policy.opt_in_channels)
 
 

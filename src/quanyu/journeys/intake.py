@@ -20,7 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ibis
@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from quanyu.journeys.clock_time import zone
 from quanyu.journeys.engine import Candidate, JourneyEngine
+from quanyu.journeys.facts import TYPED, Fact, matches
 from quanyu.journeys.model import (
     WECHAT_EVENTS,
     DateTrigger,
@@ -41,10 +42,10 @@ from quanyu.journeys.model import (
     WaitForEventNode,
     WechatTrigger,
 )
+from quanyu.journeys.occurrences import is_leap, occurrence
 from quanyu.journeys.people import People, Person
 from quanyu.journeys.policy import ConsentInput, Policies, record_consent
 from quanyu.journeys.saved import LiveJourney, SavedJourneys
-from quanyu.segments.definition import PropertyFilter
 from quanyu.store.bulk import among
 from quanyu.store.engine import reading
 from quanyu.store.models import Enrollment, JourneyCursor, JourneyRow, JourneyStep, JourneyVersion
@@ -64,8 +65,6 @@ CONSENT_EVENT = "Consent Updated"
 MAX_BATCHES = 500
 # Segment's consent categories that mean "may we market to you".
 _MARKETING_CATEGORIES = {"marketing", "advertising", "targeting", "promotional", "营销"}
-_TYPED = ("amount", "currency", "order_id", "store_id", "guide_id", "channel", "source_id", "source_type",
-          "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")  # fmt: skip
 
 
 @dataclass
@@ -82,18 +81,6 @@ class IntakeReport:
 
     def public(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class _Event:
-    workspace_id: str
-    message_id: str
-    profile_id: str
-    event: str
-    timestamp: datetime
-    properties: dict[str, Any]
-    typed: dict[str, Any]
-    consent: dict[str, Any] | None
 
 
 class JourneyIntake:
@@ -148,29 +135,29 @@ class JourneyIntake:
             names[r.workspace_id].update(self.journeys.version(r.journey_id, r.version).events_of_interest())
         return names
 
-    def _read(self, batch_ids: list[int], interest: Mapping[str, set[str]]) -> list[_Event]:
+    def _read(self, batch_ids: list[int], interest: Mapping[str, set[str]]) -> list[Fact]:
         w = self.warehouse
         ev, pe = w.table("events"), w.table("person_events")
         names = sorted(set().union(*interest.values(), {CONSENT_EVENT}))
         consent = json_text(ev.context, "$.consent.categoryPreferences")
         mine = ev.filter(ev.batch_id.isin(batch_ids), ev.event.isin(names) | consent.notnull())
-        mine = mine.select("workspace_id", "message_id", "event", "timestamp", *[c for c in _TYPED if c in ev.columns],
+        mine = mine.select("workspace_id", "message_id", "event", "timestamp", *[c for c in TYPED if c in ev.columns],
                            properties=ev.properties.cast("string"), consent=consent)  # fmt: skip
         people = pe.select("workspace_id", "message_id", "profile_id")
         joined = mine.join(people, ["workspace_id", "message_id"])
-        out: list[_Event] = []
+        out: list[Fact] = []
         for row in w.execute(joined).to_pylist():
             wanted = interest.get(row["workspace_id"], set())
             if row["event"] not in wanted and row["event"] != CONSENT_EVENT and row["consent"] is None:
                 continue
             props = _json(row["properties"])
             prefs = _json(row["consent"]) if row["consent"] else None
-            out.append(_Event(row["workspace_id"], row["message_id"], row["profile_id"], row["event"] or "",
-                              row["timestamp"], props, {c: row.get(c) for c in _TYPED}, prefs))  # fmt: skip
+            out.append(Fact(row["workspace_id"], row["message_id"], row["profile_id"], row["event"] or "",
+                              row["timestamp"], props, {c: row.get(c) for c in TYPED}, prefs))  # fmt: skip
         return out
 
-    def _apply(self, events: list[_Event], report: IntakeReport) -> None:
-        by_ws: dict[str, list[_Event]] = defaultdict(list)
+    def _apply(self, events: list[Fact], report: IntakeReport) -> None:
+        by_ws: dict[str, list[Fact]] = defaultdict(list)
         for e in events:
             by_ws[e.workspace_id].append(e)
         for ws, mine in by_ws.items():
@@ -183,9 +170,9 @@ class JourneyIntake:
                                                           e.properties) for e in wanted])  # fmt: skip
             self._running(ws, mine, report)
 
-    def _running(self, ws: str, events: list[_Event], report: IntakeReport) -> None:
+    def _running(self, ws: str, events: list[Fact], report: IntakeReport) -> None:
         """Waits for an event, goals and exit criteria of enrollments already in journeys."""
-        by_person: dict[str, list[_Event]] = defaultdict(list)
+        by_person: dict[str, list[Fact]] = defaultdict(list)
         for e in events:
             by_person[e.profile_id].append(e)
         people = sorted(by_person)
@@ -199,17 +186,19 @@ class JourneyIntake:
             for i in range(0, len(people), 900):
                 rows += conn.execute(
                     select(_E.c.id, _E.c.workspace_id, _E.c.journey_id, _E.c.version, _E.c.profile_id, _E.c.node,
-                           _E.c.waiting, _E.c.status, _E.c.entered_at, _E.c.goal_at, _E.c.arm)
+                           _E.c.waiting, _E.c.status, _E.c.entered_at, _E.c.triggered_at, _E.c.goal_at,
+                           _E.c.arm)
                     .where(_E.c.workspace_id == ws, among(conn, _E.c.profile_id, people[i : i + 900]),
                            (_E.c.status == "active") | _E.c.goal_at.is_(None))
                 ).all()  # fmt: skip
             for r in rows:
                 journey = self.journeys.version(r.journey_id, r.version)
+                start = r.triggered_at or r.entered_at  # events count from the trigger on
                 mine = by_person[r.profile_id]
                 goal = journey.goal
                 if goal is not None and r.goal_at is None:
-                    hit = [e for e in mine if e.event == goal.event and _where(goal.where, e)
-                           and r.entered_at <= e.timestamp <= r.entered_at + timedelta(days=goal.within_days)]  # fmt: skip
+                    hit = [e for e in mine if e.event == goal.event and matches(goal.where, e)
+                           and start <= e.timestamp <= start + timedelta(days=goal.within_days)]  # fmt: skip
                     if hit:
                         goals.append((r, min(e.timestamp for e in hit)))
                         if goal.exit and r.status == "active":
@@ -222,14 +211,14 @@ class JourneyIntake:
                     r.waiting
                     and isinstance(node, WaitForEventNode)
                     and any(
-                        e.event == node.event and _where(node.where, e) and e.timestamp >= r.entered_at
+                        e.event == node.event and matches(node.where, e) and e.timestamp >= start
                         for e in mine
                     )
                 ):
                     resume.append(r.id)
                 for crit in journey.exit:
-                    if crit.event and any(e.event == crit.event and _where(crit.where, e)
-                                          and e.timestamp >= r.entered_at for e in mine):  # fmt: skip
+                    if crit.event and any(e.event == crit.event and matches(crit.where, e)
+                                          and e.timestamp >= start for e in mine):  # fmt: skip
                         if crit.when == "immediately":
                             ended.append((r, "exit_criteria"))
                         else:
@@ -267,7 +256,7 @@ class JourneyIntake:
         if steps:
             conn.execute(_S.insert(), steps)
 
-    def _consent(self, ws: str, events: list[_Event]) -> int:
+    def _consent(self, ws: str, events: list[Fact]) -> int:
         records: list[ConsentInput] = []
         for e in events:
             evidence = {"message_id": e.message_id, "event": e.event}
@@ -388,8 +377,8 @@ class JourneyIntake:
             if not isinstance(trig, DateTrigger | ScheduleTrigger):
                 continue
             tz = zone(None, self.policies.get(lj.workspace_id).timezone)
-            occurrence = _occurrence(trig, now, tz)
-            if occurrence is None or (lj.last_fired is not None and lj.last_fired >= occurrence):
+            due = occurrence(trig, now, tz)
+            if due is None or (lj.last_fired is not None and lj.last_fired >= due):
                 continue
             try:
                 people = (self._dated(lj.workspace_id, trig, now, tz) if isinstance(trig, DateTrigger)
@@ -399,10 +388,10 @@ class JourneyIntake:
                 continue
             if isinstance(trig, DateTrigger) and trig.segment_id:
                 people = sorted(set(people) & set(self._segment_members(lj.workspace_id, trig.segment_id)))
-            hits = [(p, f"{trig.type}:{occurrence}:{p}", now, {"occurrence": occurrence}) for p in people]
+            hits = [(p, f"{trig.type}:{due}:{p}", now, {"occurrence": due}) for p in people]
             for i in range(0, len(hits), 5000):
                 report.enrolled += self._enroll(lj, hits[i : i + 5000])
-            self.journeys.mark_fired(lj.id, occurrence)
+            self.journeys.mark_fired(lj.id, due)
             report.fired[lj.id] = len(hits)
 
     def _segment_members(self, ws: str, segment_id: str) -> list[str]:
@@ -426,7 +415,7 @@ class JourneyIntake:
         if trig.anniversary:
             target = today + timedelta(days=trig.days_before)
             wanted = [f"-{target.month:02d}-{target.day:02d}"]
-            if target.month == 2 and target.day == 28 and not _leap(target.year):
+            if target.month == 2 and target.day == 28 and not is_leap(target.year):
                 wanted.append("-02-29")  # a 29 February birthday is kept on the 28th
             test = day.substr(4, 6).isin(wanted)
         else:
@@ -450,10 +439,10 @@ class JourneyIntake:
         return self.runner.enroll(lj, cands).enrolled
 
 
-def _triggers(journey: Journey, e: _Event) -> bool:
+def _triggers(journey: Journey, e: Fact) -> bool:
     trig = journey.trigger
     if isinstance(trig, EventTrigger):
-        return e.event == trig.event and _where(trig.where, e)
+        return e.event == trig.event and matches(trig.where, e)
     if isinstance(trig, WechatTrigger):
         if e.event not in WECHAT_EVENTS[trig.on]:
             return False
@@ -462,83 +451,6 @@ def _triggers(journey: Journey, e: _Event) -> bool:
             return False
         return trig.scene_prefix is None or scene.startswith(trig.scene_prefix)
     return False
-
-
-def _where(filters: Sequence[PropertyFilter], e: _Event) -> bool:
-    return all(property_matches(f, e.typed.get(f.property) if f.property in _TYPED else
-                                _path(e.properties, f.property)) for f in filters)  # fmt: skip
-
-
-def _path(props: Mapping[str, Any], key: str) -> Any:
-    value: Any = props
-    for part in key.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def property_matches(f: PropertyFilter, value: Any) -> bool:
-    """One property test of the segment language, on one event's value (in Python)."""
-    op, want = f.op, f.value
-    if op == "exists":
-        return value is not None
-    if op == "not_exists":
-        return value is None
-    if value is None:
-        return op in ("neq", "not_in", "not_contains")
-    try:
-        if op == "eq":
-            return bool(value == want or str(value) == str(want))
-        if op == "neq":
-            return not (value == want or str(value) == str(want))
-        if op in ("in", "not_in"):
-            found = value in (want or []) or str(value) in [str(w) for w in (want or [])]
-            return found if op == "in" else not found
-        if op in ("contains", "not_contains"):
-            found = str(want) in str(value)
-            return found if op == "contains" else not found
-        if op == "starts_with":
-            return str(value).startswith(str(want))
-        number = float(value)
-        if op == "between":
-            low, high = want
-            return float(low) <= number <= float(high)
-        limit = float(want)
-        return {"gt": number > limit, "gte": number >= limit, "lt": number < limit, "lte": number <= limit}[
-            op
-        ]
-    except (TypeError, ValueError, KeyError):
-        return False
-
-
-def _occurrence(trig: DateTrigger | ScheduleTrigger, now: datetime, tz: Any) -> str | None:
-    """The latest occurrence at or before `now`, as a sortable string; None before the first."""
-    local = now.astimezone(tz)
-    if isinstance(trig, ScheduleTrigger) and trig.once is not None:
-        return trig.once.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if now >= trig.once else None
-    at = time.fromisoformat(trig.at)
-    day = local.date()
-    if isinstance(trig, DateTrigger) or trig.every == "day":
-        candidate = day if local.time() >= at else day - timedelta(days=1)
-    elif trig.every == "week":
-        candidate = day - timedelta(days=(day.isoweekday() - trig.weekday) % 7)
-        if candidate == day and local.time() < at:
-            candidate -= timedelta(days=7)
-    else:
-        candidate = day.replace(day=trig.day)
-        if candidate > day or (candidate == day and local.time() < at):
-            prev = (day.replace(day=1) - timedelta(days=1)).replace(day=trig.day)
-            candidate = prev
-    if isinstance(trig, DateTrigger):
-        return candidate.isoformat() if candidate == day else None
-    return f"{candidate.isoformat()}T{trig.at}"
-
-
-def _leap(year: int) -> bool:
-    import calendar
-
-    return calendar.isleap(year)
 
 
 def _step(r: Any, node: str, kind: str, detail: str | None, now: datetime) -> dict[str, Any]:

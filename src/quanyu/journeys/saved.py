@@ -13,14 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, update
 
 from quanyu.errors import Conflict, InvalidInput, NotFound
 from quanyu.journeys.content import check_journey_content
-from quanyu.journeys.model import ConditionNode, Journey, parse_journey
+from quanyu.journeys.model import ConditionNode, Journey, ScheduleTrigger, parse_journey
+from quanyu.journeys.occurrences import occurrence
 from quanyu.store.engine import reading
-from quanyu.store.models import JourneyRow, JourneyVersion
+from quanyu.store.models import JourneyRow, JourneyVersion, Workspace
 
 _J = JourneyRow.__table__
 _V = JourneyVersion.__table__
@@ -43,6 +45,8 @@ class SavedJourneys:
         # Checks a condition step's definition in full (the segment compiler, the segments it
         # names); set by the platform, which has the warehouse.
         self.condition_check: Callable[[str, dict[str, Any]], object] | None = None
+        # The journeys' clock (a test or the demo moves it): where a recurring schedule starts.
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._parsed: dict[tuple[str, int], Journey] = {}  # versions never change
         self._guard = threading.Lock()
 
@@ -88,6 +92,14 @@ class SavedJourneys:
                 raise Conflict("旅程已归档 / the journey is archived", code="journey_archived")
             values: dict[str, Any] = {"status": "live", "live_version": row.current_version,
                                       "updated_at": now, "updated_by": actor, "published_at": now}  # fmt: skip
+            trigger = self.version(journey_id, row.current_version).trigger
+            if isinstance(trigger, ScheduleTrigger) and trigger.every is not None and row.last_fired is None:
+                # A recurring schedule starts with its next occurrence, not the one just past
+                # (a weekly Monday send published on Wednesday waits for next Monday).
+                zone = conn.execute(
+                    select(Workspace.timezone).where(Workspace.id == workspace_id)
+                ).scalar_one()
+                values["last_fired"] = occurrence(trigger, self.now(), ZoneInfo(zone or "Asia/Shanghai"))
             conn.execute(update(_J).where(_J.c.id == journey_id).values(**values))
         return self.get(workspace_id, journey_id)
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from quanyu.channels.configs import ChannelConfigs
@@ -24,6 +25,7 @@ from quanyu.collect.sources import Sources
 from quanyu.journeys.clock import Clock, SystemClock
 from quanyu.journeys.effects import EffectsAdapter, EventWriter, Receipts
 from quanyu.journeys.engine import JourneyEngine, StepReport
+from quanyu.journeys.facts import TYPED, Fact
 from quanyu.journeys.intake import IntakeReport, JourneyIntake
 from quanyu.journeys.outbox import Dispatcher, DispatchReport
 from quanyu.journeys.people import WarehousePeople
@@ -55,6 +57,29 @@ class WarehouseConditions:
         return set(self.warehouse.execute(expr).column(0).to_pylist())
 
 
+class WarehouseHistory:
+    """What people did since a moment, from the person events the identity graph keeps."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def since(self, workspace_id: str, since: dict[str, datetime], events: set[str]) -> list[Fact]:
+        if not since or not events:
+            return []
+        pe = self.warehouse.table("person_events")
+        expr = pe.filter(pe.workspace_id == workspace_id, pe.profile_id.isin(sorted(since)),
+                         pe.event.isin(sorted(events)), pe.timestamp >= min(since.values()))  # fmt: skip
+        expr = expr.select("message_id", "profile_id", "event", "timestamp", *TYPED,
+                           properties=pe.properties.cast("string"))  # fmt: skip
+        facts = []
+        for row in self.warehouse.execute(expr).to_pylist():
+            props = orjson.loads(row["properties"]) if row["properties"] else {}
+            facts.append(Fact(workspace_id, row["message_id"], row["profile_id"], row["event"] or "",
+                              row["timestamp"], props if isinstance(props, dict) else {},
+                              {c: row[c] for c in TYPED}))  # fmt: skip
+        return facts
+
+
 class Journeys:
     def __init__(self, engine: Engine, vault: Vault, segments: SavedSegments, queue: IngestQueue, sources: Sources,
                  *, data_dir: Path, smtp_url: str | None = None, public_url: str | None = None,
@@ -74,6 +99,7 @@ class Journeys:
         # Links in messages (unsubscribe, open, click) are signed with a key derived from the
         # vault's, so they survive restarts and cannot be forged.
         self.link_secret = vault.derive(b"quanyu-links")
+        self.saved.now = lambda: self.clock.now()
         self._round = threading.Lock()
         self._intake_guard = threading.Lock()  # the pipeline thread and the worker both read
 
@@ -84,6 +110,8 @@ class Journeys:
             self.engine, self.saved, self.policies, clock=self.clock,
             people=WarehousePeople(warehouse) if warehouse is not None else None,
             conditions=WarehouseConditions(warehouse, self.segments) if warehouse is not None else None,
+            history=WarehouseHistory(warehouse) if warehouse is not None else None,
+            scope_of=self.channels.app_id,
             links=self._links if self.public_url else None,
             track=(lambda html, fields: track_html(html, self.public_url, self.link_secret, fields))
             if self.public_url else None,

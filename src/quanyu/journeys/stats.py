@@ -85,7 +85,12 @@ def journey_stats(engine: Engine, journey_id: str) -> dict[str, Any]:
     }
     for numbers in by_arm.values():
         numbers["rate"] = round(numbers["converted"] / numbers["entered"], 6) if numbers["entered"] else 0.0
-    treated = [v for k, v in by_arm.items() if k not in CONTROL_ARMS]
+    # With a split, the treated are who reached one of its arms (people who left before the
+    # split were never assigned, and would bias the comparison); without one, everyone not
+    # held out.
+    arms_used = {k for k in by_arm if k not in CONTROL_ARMS and k != "treatment"}
+    treated = [v for k, v in by_arm.items() if k in arms_used] if arms_used else \
+        [v for k, v in by_arm.items() if k == "treatment"]  # fmt: skip
     control = [v for k, v in by_arm.items() if k in CONTROL_ARMS]
     goal: dict[str, Any] = {"by_arm": by_arm, "conversions": sum(v["converted"] for v in by_arm.values())}
     if treated and control:

@@ -247,6 +247,9 @@ class Enrollment(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     arm: Mapped[str | None] = mapped_column(String(40), nullable=True)
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the trigger happened (the event's time, at most entered_at): awaited events, goals
+    # and exit criteria count from here, so an event stored late or in the same batch counts.
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     exit_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     exit_pending: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("arm", sa.String(length=40), nullable=True),
         sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("triggered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("exit_reason", sa.String(length=32), nullable=True),
         sa.Column("exit_pending", sa.Boolean(), nullable=False),
