@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dedupe.py
 	$(BIN)/python bench/profiles.py
 	$(BIN)/python bench/identity_accuracy.py
+	$(BIN)/python bench/journeys.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

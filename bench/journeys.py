@@ -57,7 +57,11 @@ JOURNEY = {
     "start": "wait",
     "nodes": {
         "wait": {"type": "wait", "duration": {"hours": 1}, "next": "send"},
-        "send": {"type": "send", "channel": "sink", "content": {"text": "欢迎 {{ profile.first_name | default: '朋友' }}"}},
+        "send": {
+            "type": "send",
+            "channel": "sink",
+            "content": {"text": "欢迎 {{ profile.first_name | default: '朋友' }}"},
+        },
     },
 }
 
@@ -139,7 +143,9 @@ def run_once(backend: str, people: int, batch: int, workers: int) -> dict[str, A
         enrolled = ctx.Event()
         if backend == "postgres":
             for _ in range(workers):
-                p = ctx.Process(target=_worker, args=(url, str(data_dir), NOON_SHANGHAI.isoformat(), batch, enrolled))
+                p = ctx.Process(
+                    target=_worker, args=(url, str(data_dir), NOON_SHANGHAI.isoformat(), batch, enrolled)
+                )
                 p.start()
                 procs.append(p)
         for i in range(0, people, batch):
@@ -196,7 +202,9 @@ def run_once(backend: str, people: int, batch: int, workers: int) -> dict[str, A
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--batch", type=int, default=5000)
