@@ -76,6 +76,7 @@ FROM (
         'h5',
         'jd',
         'live_stream',
+        'messaging',
         'mini_program',
         'offline_event',
         'pos',
