@@ -29,8 +29,6 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -44,6 +42,7 @@ from quanyu.channels.netguard import (
     guarded_post,
     parse_allow,
 )
+from quanyu.channels.outcomes import parse_retry_after, send_each
 from quanyu.channels.registry import AdapterType, register
 
 USER_AGENT = "Quanyu-Webhook/1"
@@ -103,21 +102,6 @@ def _timeout(settings: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 class WebhookAdapter:
     type = "webhook"
     channel = "webhook"
@@ -141,24 +125,15 @@ class WebhookAdapter:
         self.idempotent = receiver_dedupes
 
     def send(self, messages: Sequence[Message]) -> list[SendResult]:
-        results: list[SendResult] = []
         # One pool per batch: keep-alive across the batch, nothing left open between batches.
         # trust_env=False: a proxy would resolve the name itself, behind the guard's back.
         with httpx.Client(
             trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT}
         ) as client:
-            for i, message in enumerate(messages):
-                result = self._send_one(client, message)
-                results.append(result)
-                if result.error_code in ("connect", "timeout"):
-                    # The receiver is unreachable or hanging: the rest would only wait out the same
-                    # timeout. They were not tried, so they are safe to send later.
-                    results.extend(
-                        SendResult(m.key, "retry", error_code="not_attempted", error=result.error)
-                        for m in messages[i + 1 :]
-                    )
-                    break
-        return results
+            # A receiver that is unreachable or hanging stops the batch (the rest would only wait
+            # out the same timeout).
+            return send_each(messages, lambda m: self._send_one(client, m),
+                             lambda r: r.error_code in ("connect", "timeout"), "not_attempted")  # fmt: skip
 
     def _send_one(self, client: httpx.Client, message: Message) -> SendResult:
         content = message.content
@@ -212,7 +187,7 @@ class WebhookAdapter:
         if 200 <= status < 300:
             return SendResult(key, "sent", provider_id=provider_id)
         if status == 429:
-            wait = _retry_after(response.headers.get("retry-after"))
+            wait = parse_retry_after(response.headers.get("retry-after"))
             return SendResult(
                 key, "retry", error_code=code, error=f"HTTP 429 {text}".strip(), retry_after=wait
             )

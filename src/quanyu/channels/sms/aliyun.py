@@ -58,6 +58,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from quanyu.channels.base import ChannelConfigError, Message, Outcome, SendResult
+from quanyu.channels.outcomes import send_each
 from quanyu.channels.registry import AdapterType, register
 from quanyu.channels.sms import (
     float_setting,
@@ -198,18 +199,10 @@ class AliyunSmsAdapter:
         self._client.close()
 
     def send(self, messages: Sequence[Message]) -> list[SendResult]:
-        results: list[SendResult] = []
-        for i, message in enumerate(messages):
-            result = self._send_one(message)
-            results.append(result)
-            if result.outcome == "retry" and result.error_code == "connect":
-                # The endpoint is unreachable: the rest would only wait for the same failure.
-                results.extend(
-                    SendResult(m.key, "retry", error_code="connect", error=result.error)
-                    for m in messages[i + 1 :]
-                )
-                break
-        return results
+        # The endpoint is unreachable: the rest would only wait for the same failure.
+        return send_each(
+            messages, self._send_one, lambda r: r.outcome == "retry" and r.error_code == "connect", "connect"
+        )
 
     def request_params(self, message: Message) -> dict[str, str]:
         """The signed query parameters for one message; raises ValueError on bad content."""

@@ -44,8 +44,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from quanyu.channels.base import ChannelConfigError, Message, SendResult
+from quanyu.channels.outcomes import parse_retry_after, send_each
 from quanyu.channels.registry import AdapterType, register
-from quanyu.channels.sms import float_setting, make_client, parse_retry_after, setting, transport_outcome
+from quanyu.channels.sms import float_setting, make_client, setting, transport_outcome
 from quanyu.channels.sms.phones import normalize_cn_mobile, to_e164
 
 log = logging.getLogger(__name__)
@@ -140,18 +141,10 @@ class HttpSmsAdapter:
         return normalize_cn_mobile(raw)
 
     def send(self, messages: Sequence[Message]) -> list[SendResult]:
-        results: list[SendResult] = []
-        for i, message in enumerate(messages):
-            result = self._send_one(message)
-            results.append(result)
-            if result.outcome == "retry" and result.error_code == "connect":
-                # The gateway is unreachable: the rest would only wait for the same failure.
-                results.extend(
-                    SendResult(m.key, "retry", error_code="connect", error=result.error)
-                    for m in messages[i + 1 :]
-                )
-                break
-        return results
+        # The gateway is unreachable: the rest would only wait for the same failure.
+        return send_each(
+            messages, self._send_one, lambda r: r.outcome == "retry" and r.error_code == "connect", "connect"
+        )
 
     def request(self, message: Message) -> tuple[bytes, dict[str, str]]:
         """The body and headers for one message; raises ValueError on bad content."""

@@ -31,6 +31,7 @@ import httpx
 import orjson
 
 from quanyu.channels.base import ChannelConfigError, Outcome, SendResult
+from quanyu.channels.outcomes import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -421,10 +422,7 @@ def _decode(resp: httpx.Response) -> dict[str, Any] | None:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        return float(resp.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+    return parse_retry_after(resp.headers.get("Retry-After"))
 
 
 def _scrub(text: str, secret: str) -> str:
