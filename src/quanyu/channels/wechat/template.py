@@ -357,30 +357,10 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-register(
-    AdapterType(
-        type=WeChatTemplateAdapter.type,
-        channel=WeChatTemplateAdapter.channel,
-        factory=WeChatTemplateAdapter,
-        label="微信公众号模板消息 / WeChat official account template message",
-        secrets=("app_secret",),
-    )
-)
-register(
-    AdapterType(
-        type=WeChatSubscribeAdapter.type,
-        channel=WeChatSubscribeAdapter.channel,
-        factory=WeChatSubscribeAdapter,
-        label="微信公众号订阅通知 / WeChat official account subscription notification",
-        secrets=("app_secret",),
-    )
-)
-register(
-    AdapterType(
-        type=MiniProgramSubscribeAdapter.type,
-        channel=MiniProgramSubscribeAdapter.channel,
-        factory=MiniProgramSubscribeAdapter,
-        label="微信小程序订阅消息 / WeChat Mini Program subscribe message",
-        secrets=("app_secret",),
-    )
-)
+for _adapter, _label in (
+    (WeChatTemplateAdapter, "微信公众号模板消息 / WeChat official account template message"),
+    (WeChatSubscribeAdapter, "微信公众号订阅通知 / WeChat official account subscription notification"),
+    (MiniProgramSubscribeAdapter, "微信小程序订阅消息 / WeChat Mini Program subscribe message"),
+):
+    register(AdapterType(type=_adapter.type, channel=_adapter.channel, factory=_adapter, label=_label,
+                         secrets=("app_secret",)))  # fmt: skip
