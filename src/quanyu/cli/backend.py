@@ -440,3 +440,23 @@ def open_backend(
     if url:
         return ApiBackend(url, token or settings.api_token)
     return LocalBackend(settings, workspace)
+
+
+def with_backend(
+    fn: Any, data_dir: Any, api_url: str | None, token: str | None, workspace: str | None, as_json: bool,
+    explain: Any = None,
+) -> Any:  # fmt: skip
+    """Run `fn(backend)` on the server (or the local files) and close it; a domain error ends
+    the command with its message (through `explain` first, when given) and exit code 1."""
+    from quanyu.cli.options import guard, settings_from
+
+    with guard(as_json):
+        backend = open_backend(settings_from(data_dir), api_url, token, workspace)
+        try:
+            return fn(backend)
+        except QuanyuError as exc:
+            if explain is None:
+                raise
+            raise explain(exc) from None
+        finally:
+            backend.close()

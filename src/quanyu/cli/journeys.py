@@ -23,7 +23,7 @@ import orjson
 import typer
 from rich.syntax import Syntax
 
-from quanyu.cli.backend import Backend, open_backend
+from quanyu.cli.backend import Backend, open_backend, with_backend
 from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace, guard, settings_from
 from quanyu.cli.output import console, emit_json, pairs, table
 from quanyu.errors import InvalidInput, QuanyuError
@@ -89,14 +89,7 @@ def _explained(exc: QuanyuError) -> QuanyuError:
 
 def _run(fn: Any, data_dir: Path | None, api_url: str | None, token: str | None, workspace: str | None,
          as_json: bool) -> Any:  # fmt: skip
-    with guard(as_json):
-        backend: Backend = open_backend(settings_from(data_dir), api_url, token, workspace)
-        try:
-            return fn(backend)
-        except QuanyuError as exc:
-            raise _explained(exc) from None
-        finally:
-            backend.close()
+    return with_backend(fn, data_dir, api_url, token, workspace, as_json, explain=_explained)
 
 
 def parse_duration(text: str) -> timedelta:

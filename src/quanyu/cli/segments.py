@@ -11,8 +11,8 @@ from rich.columns import Columns
 from rich.syntax import Syntax
 from rich.table import Table
 
-from quanyu.cli.backend import Backend, open_backend
-from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace, guard, settings_from
+from quanyu.cli.backend import with_backend
+from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace, guard
 from quanyu.cli.output import console, emit_json, pairs, table
 from quanyu.errors import InvalidInput
 
@@ -49,12 +49,7 @@ def read_definition(path: Path) -> dict[str, Any]:
 
 def _run(fn: Any, data_dir: Path | None, api_url: str | None, token: str | None, workspace: str | None,
          as_json: bool) -> Any:  # fmt: skip
-    with guard(as_json):
-        backend: Backend = open_backend(settings_from(data_dir), api_url, token, workspace)
-        try:
-            return fn(backend)
-        finally:
-            backend.close()
+    return with_backend(fn, data_dir, api_url, token, workspace, as_json)
 
 
 @segments_app.command("preview")
