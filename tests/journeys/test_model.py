@@ -102,7 +102,6 @@ def test_injected_values_render_literally(lite: Rig) -> None:
     assert lite.sink()[0]["content"]["text"] == f"Hi {payload}, {{{{7*7}}}}"
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="examples not written yet")
 def test_every_documented_example_is_valid() -> None:
     files = sorted(EXAMPLES.glob("*.json"))
     assert any(f.name == "welcome_email.json" for f in files)
