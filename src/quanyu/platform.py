@@ -12,6 +12,7 @@ from quanyu.collect.intake import Intake
 from quanyu.collect.quarantine import Quarantine
 from quanyu.collect.queue import IngestQueue
 from quanyu.collect.sources import Sources
+from quanyu.connectors.qr_codes import QrCodes
 from quanyu.identity.declared_types import DeclaredTypes
 from quanyu.journeys.clock import OffsetClock
 from quanyu.journeys.service import Journeys
@@ -48,6 +49,7 @@ class Platform:
         self.committer = GroupCommitter(self.engine, self.queue, self.quarantine, settings.max_inflight_bytes)
         self.committer.on_commit.append(self.backlog.on_commit)
         self.intake = Intake(self.committer, self.backlog, self.quarantine)
+        self.qr_codes = QrCodes(self.engine, self.sources)
         clock = (
             OffsetClock(timedelta(seconds=settings.journey_clock_offset_seconds))
             if settings.journey_clock_offset_seconds

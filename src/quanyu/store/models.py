@@ -467,3 +467,30 @@ class GuideTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     __table_args__ = ({"sqlite_autoincrement": True},)
+
+
+# ---------------------------------------------------------------------------------------------
+# Connectors (migration 0005)
+
+
+class QrScene(Base):
+    """A parametric QR code (带参二维码) of an official account: its scene string and what it
+    stands for — which campaign, store, guide and channel a scan or follow through it came from."""
+
+    __tablename__ = "qr_scenes"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    source_id: Mapped[str] = mapped_column(String(40))
+    scene: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # temporary | permanent
+    ticket: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    campaign: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    store_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    guide_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    __table_args__ = (Index("ux_qr_scenes_scene", "workspace_id", "source_id", "scene", unique=True),)
