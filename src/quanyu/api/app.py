@@ -13,6 +13,7 @@ from quanyu import __version__
 from quanyu.api import errors
 from quanyu.api.routes import (
     collect,
+    connect,
     events,
     journeys,
     messaging,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     errors.install(app)
     for module in (
         collect,
+        connect,
         sources,
         pipeline,
         events,

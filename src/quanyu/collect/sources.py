@@ -109,6 +109,10 @@ class Sources:
     def by_write_key(self, write_key: str) -> SourceInfo | None:
         return self._one(Source.write_key_hash == digest(write_key))
 
+    def by_id(self, source_id: str) -> SourceInfo | None:
+        """An enabled source by id alone (connector push URLs carry only the source id)."""
+        return self._one(Source.id == source_id)
+
     def get(self, workspace_id: str, source_id: str) -> SourceInfo:
         info = self._one(Source.id == source_id, Source.workspace_id == workspace_id)
         if info is None:

@@ -1,0 +1,114 @@
+"""Connector push endpoints: platforms calling Quanyu in their own protocol (no write key; each
+push is checked with the platform's own signature against the source's stored secrets)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from quanyu.api.deps import get_platform
+from quanyu.collect.messages import Envelope
+from quanyu.collect.sources import SourceInfo
+from quanyu.connectors import wechat_oa
+from quanyu.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from quanyu.platform import Platform
+
+router = APIRouter(tags=["connect 连接器"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Not a WeChat XML message (invalid XML, DTD or entity declarations)"},
+    403: {"description": "Bad signature, ciphertext or app id"},
+    404: {"description": "No enabled wechat_oa source with this id"},
+    413: {"description": "Body too large"},
+    429: {"description": "Backlog full"},
+}
+
+
+def _wechat_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
+    source = platform.sources.by_id(source_id)
+    if source is None or source.type != "wechat_oa":
+        raise NotFound(f"公众号来源不存在 / wechat_oa source {source_id} not found", code="source_not_found")
+    secrets = platform.sources.secret_settings(source.workspace_id, source.id)
+    config = {**{k: str(v) for k, v in source.settings.items()}, **secrets}
+    if not config.get("token"):
+        raise Forbidden("来源未配置 token / the source has no token configured", code="wechat_not_configured")
+    return source, config
+
+
+def _forbidden(code: str = "invalid_signature") -> Forbidden:
+    return Forbidden("微信签名无效 / invalid WeChat signature", code=code)
+
+
+@router.get("/connect/wechat/{source_id}", operation_id="wechat_oa_verify", response_class=PlainTextResponse,
+            responses=_RESPONSES)  # fmt: skip
+def wechat_verify(source_id: str, request: Request) -> PlainTextResponse:
+    """URL verification (服务器配置): answers `echostr` when the signature matches the token."""
+    _, config = _wechat_source(get_platform(request), source_id)
+    q = request.query_params
+    if not wechat_oa.check_signature(
+        q.get("signature"), config["token"], q.get("timestamp", ""), q.get("nonce", "")
+    ):
+        raise _forbidden()
+    return PlainTextResponse(q.get("echostr", ""))
+
+
+@router.post("/connect/wechat/{source_id}", operation_id="wechat_oa_push", response_class=PlainTextResponse,
+             responses=_RESPONSES)  # fmt: skip
+async def wechat_push(source_id: str, request: Request) -> PlainTextResponse:
+    """Message push (消息推送), plain or safe mode (`encrypt_type=aes`); answers `success`."""
+    platform = get_platform(request)
+    source, config = await run_in_threadpool(_wechat_source, platform, source_id)
+    body = await _read(request, wechat_oa.MAX_BODY_BYTES)
+    q = request.query_params
+    token, timestamp, nonce = config["token"], q.get("timestamp", ""), q.get("nonce", "")
+    app_id = config.get("app_id", "")
+    try:
+        if q.get("encrypt_type", "raw").lower() == "aes":
+            outer = wechat_oa.parse_xml(body)
+            encrypted = outer.get("Encrypt", "")
+            if not encrypted or not wechat_oa.check_signature(q.get("msg_signature"), token, timestamp, nonce,
+                                                              encrypted):  # fmt: skip
+                raise _forbidden()
+            if not config.get("aes_key"):
+                raise _forbidden("wechat_not_configured")
+            fields = wechat_oa.parse_xml(wechat_oa.decrypt(config["aes_key"], app_id, encrypted))
+        else:
+            if not wechat_oa.check_signature(q.get("signature"), token, timestamp, nonce):
+                raise _forbidden()
+            fields = wechat_oa.parse_xml(body)
+        message = wechat_oa.normalise(fields, app_id)
+    except wechat_oa.WeChatError as err:
+        if err.code in ("wechat_bad_ciphertext", "wechat_wrong_app_id"):
+            raise Forbidden(err.message, code=err.code) from None
+        if err.code == "wechat_too_large":
+            raise PayloadTooLarge(err.message, code=err.code) from None
+        raise InvalidInput(err.message, code=err.code) from None
+    future, _ = platform.intake.accept(source, [message], None, Envelope())
+    await asyncio.wrap_future(future)
+    receipt = wechat_oa.receipt(fields)
+    if receipt is not None:
+        await run_in_threadpool(platform.journeys.receipts.record, receipt.kind, provider_id=receipt.provider_id,
+                                detail=receipt.detail)  # fmt: skip
+    # WeChat retries (three times, 5 s apart) unless it reads `success` (or an empty body).
+    return PlainTextResponse("success")
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = PayloadTooLarge(
+        f"请求体超过 {limit} 字节 / body exceeds {limit} bytes", code="request_too_large"
+    )
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
