@@ -254,3 +254,23 @@ def test_template_job_finished_marks_the_outbox_row_delivered(
     assert delivered is not None
     rows = [r for r in _events(platform, tenant) if r["event"] == "Template Message Finished"]
     assert len(rows) == 1 and _props(rows[0])["status"] == "success"
+
+
+def test_a_follow_through_a_parametric_qr_code_carries_its_store_guide_and_campaign(
+    client: TestClient, platform: Platform, tenant: Tenant, source_id: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from quanyu.store.models import QrScene
+
+    with (
+        platform.engine.begin() as conn
+    ):  # a code made earlier (creating one at WeChat is tested in test_qr_codes)
+        conn.execute(QrScene.__table__.insert().values(
+            id="qr_poster", workspace_id=tenant.workspace_id, source_id=source_id, scene="campaign_618_poster",
+            kind="permanent", ticket="T", url="http://weixin.qq.com/q/x", campaign="618 海报", store_id="SH001",
+            guide_id="g_07", channel="poster", note="", created_at=datetime.now(UTC), created_by="test"))  # fmt: skip
+    assert _post_plain(client, source_id, _subscribe()).status_code == 200
+    [row] = _events(platform, tenant)
+    assert (row["store_id"], row["guide_id"], row["utm_campaign"]) == ("SH001", "g_07", "618 海报")
+    assert _props(row)["qr_id"] == "qr_poster" and _props(row)["qr_channel"] == "poster"

@@ -196,8 +196,8 @@ def test_wechat_scenes_and_store_guides_are_recorded(brand: DemoBrand) -> None:
     store_ids = {store.store_id for store in STORES}
     guides = {guide for store in STORES for guide in store.guides}
 
-    assert any(m["properties"]["scene"].startswith("qrscene_store_") for m in follows)
-    assert any(m["properties"]["scene"].startswith("qrscene_package_card_") for m in follows)
+    assert any(m["properties"]["scene"].startswith("store_") for m in follows)
+    assert any(m["properties"]["scene"].startswith("package_card_") for m in follows)
     for order in _orders(brand, "pos"):
         assert order["properties"]["store_id"] in store_ids
         assert order["properties"]["guide_id"] in guides

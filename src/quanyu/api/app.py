@@ -19,6 +19,7 @@ from quanyu.api.routes import (
     messaging,
     pipeline,
     profiles,
+    qr,
     quarantine,
     segments,
     sources,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         journeys,
         messaging,
         tracking,
+        qr,
     ):
         app.include_router(module.router)
 

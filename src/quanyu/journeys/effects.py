@@ -181,7 +181,8 @@ class Receipts:
         self.events = events
 
     def record(self, kind: str, *, key: str | None = None, provider_id: str | None = None,
-               at: datetime | None = None, detail: dict[str, Any] | None = None) -> int:  # fmt: skip
+               at: datetime | None = None, detail: dict[str, Any] | None = None,
+               workspace_id: str | None = None) -> int:  # fmt: skip
         """Record a receipt for the outbox row with `key` (or every row with `provider_id`);
         returns how many rows it matched. Bounces and complaints also suppress the address."""
         if kind not in RECEIPT_EVENTS:
@@ -196,6 +197,8 @@ class Receipts:
                 stmt = stmt.where(_O.c.provider_id == provider_id)
             else:
                 raise ValueError("a receipt needs key or provider_id")
+            if workspace_id is not None:  # a caller speaks for its own workspace's messages only
+                stmt = stmt.where(_O.c.workspace_id == workspace_id)
             rows = conn.execute(stmt).all()
         if not rows:
             return 0

@@ -87,14 +87,36 @@ async def wechat_push(source_id: str, request: Request) -> PlainTextResponse:
         if err.code == "wechat_too_large":
             raise PayloadTooLarge(err.message, code=err.code) from None
         raise InvalidInput(err.message, code=err.code) from None
+    await run_in_threadpool(_attribute, platform, source, message)
     future, _ = platform.intake.accept(source, [message], None, Envelope())
     await asyncio.wrap_future(future)
     receipt = wechat_oa.receipt(fields)
     if receipt is not None:
         await run_in_threadpool(platform.journeys.receipts.record, receipt.kind, provider_id=receipt.provider_id,
-                                detail=receipt.detail)  # fmt: skip
+                                detail=receipt.detail, workspace_id=source.workspace_id)  # fmt: skip
     # WeChat retries (three times, 5 s apart) unless it reads `success` (or an empty body).
     return PlainTextResponse("success")
+
+
+def _attribute(platform: Any, source: Any, message: dict[str, Any]) -> None:
+    """A scan or follow through a parametric QR code carries what the code stands for: its
+    campaign (as the event's campaign), store and guide (the event's store and guide)."""
+    props = message.get("properties") or {}
+    scene = props.get("scene")
+    if not scene:
+        return
+    found = platform.qr_codes.attribution(source.workspace_id, source.id).get(scene)
+    if found is None:
+        return
+    props["qr_id"] = found["qr_id"]
+    for key in ("store_id", "guide_id"):
+        if found[key] and not props.get(key):
+            props[key] = found[key]
+    if found["channel"]:
+        props.setdefault("qr_channel", found["channel"])
+    if found["campaign"]:
+        props.setdefault("campaign", found["campaign"])
+        message.setdefault("context", {}).setdefault("campaign", {}).setdefault("name", found["campaign"])
 
 
 async def _read(request: Request, limit: int) -> bytes:

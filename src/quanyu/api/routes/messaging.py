@@ -187,7 +187,8 @@ def post_receipt(body: ReceiptBody, caller: Caller, platform: PlatformDep) -> di
     """A delivery receipt from a provider integration (delivered, opened, clicked, bounced,
     complained, failed) for a message key or a provider id; it becomes an event on the person."""
     matched = platform.journeys.receipts.record(body.kind, key=body.key, provider_id=body.provider_id,
-                                                at=body.at, detail=body.detail)  # fmt: skip
+                                                at=body.at, detail=body.detail,
+                                                workspace_id=caller.workspace_id)  # fmt: skip
     return {"matched": matched}
 
 

@@ -62,7 +62,7 @@ def unsubscribe(token: str, platform: PlatformDep) -> HTMLResponse:
 def open_pixel(token: str, platform: PlatformDep) -> Response:
     try:
         fields = _token(platform, token)
-        platform.journeys.receipts.record("opened", key=fields.get("k"))
+        platform.journeys.receipts.record("opened", key=fields.get("k"), workspace_id=fields.get("w"))
     except InvalidInput:
         pass  # a broken pixel still answers with a pixel
     return Response(_PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
@@ -75,7 +75,9 @@ def click(token: str, platform: PlatformDep) -> RedirectResponse:
     url = fields.get("u")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise InvalidInput("链接无效 / invalid link", code="invalid_link_token")
-    platform.journeys.receipts.record("clicked", key=fields.get("k"), detail={"url": url})
+    platform.journeys.receipts.record(
+        "clicked", key=fields.get("k"), detail={"url": url}, workspace_id=fields.get("w")
+    )
     return RedirectResponse(url, status_code=302)
 
 
@@ -134,9 +136,17 @@ async def sms_callback(provider: str, workspace_id: str, kind: str, request: Req
         detail = {"code": report.error_code} if report.error_code else None
         outcome = "delivered" if report.status == "delivered" else "failed"
         if report.key:
-            done += receipts.record(outcome, key=report.key, at=report.at, detail=detail)
+            done += receipts.record(
+                outcome, key=report.key, at=report.at, detail=detail, workspace_id=workspace_id
+            )
         else:
-            done += receipts.record(outcome, provider_id=report.provider_id, at=report.at, detail=detail)
+            done += receipts.record(
+                outcome,
+                provider_id=report.provider_id,
+                at=report.at,
+                detail=detail,
+                workspace_id=workspace_id,
+            )
     # Each provider pushes again unless it gets its own success answer.
     ack = ALIYUN_ACK if provider == "aliyun" else TENCENT_ACK
     return {**ack, "recorded": done}

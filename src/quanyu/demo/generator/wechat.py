@@ -60,7 +60,9 @@ def follow_oa(world: World, person: Person, t: int, scene: str, extra: dict[str,
         world.outbox.track("wechat_oa", who, t, "QR Scanned", properties)
         return
     person.flags.add("oa_follower")
-    properties["scene"] = scene if scene.startswith("ADD_SCENE") else f"qrscene_{scene}"
+    # WeChat's push says EventKey "qrscene_<scene>" on a follow and "<scene>" on a scan; the
+    # connector gives both the bare scene (one vocabulary), and so does the demo.
+    properties["scene"] = scene
     world.outbox.track("wechat_oa", who, t, "Official Account Followed", properties)
     if world.chance(0.09):
         world.later(t + world.rng.randint(DAY, 120 * DAY), unfollow_oa)
