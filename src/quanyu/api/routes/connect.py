@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from quanyu.api.deps import get_platform
 from quanyu.collect.messages import Envelope
 from quanyu.collect.sources import SourceInfo
-from quanyu.connectors import wechat_oa
+from quanyu.connectors import wechat_oa, wecom
 from quanyu.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from quanyu.platform import Platform
 
@@ -95,6 +95,73 @@ async def wechat_push(source_id: str, request: Request) -> PlainTextResponse:
         await run_in_threadpool(platform.journeys.receipts.record, receipt.kind, provider_id=receipt.provider_id,
                                 detail=receipt.detail, workspace_id=source.workspace_id)  # fmt: skip
     # WeChat retries (three times, 5 s apart) unless it reads `success` (or an empty body).
+    return PlainTextResponse("success")
+
+
+_WECOM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_RESPONSES,
+    403: {"description": "Bad signature, ciphertext or corp id"},
+    404: {"description": "No wecom source with this id"},
+}
+
+
+def _wecom_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
+    source = platform.sources.by_id(source_id)
+    if source is None or source.type != "wecom":
+        raise NotFound(f"企业微信来源不存在 / wecom source {source_id} not found", code="source_not_found")
+    secrets = platform.sources.secret_settings(source.workspace_id, source.id)
+    config = {**{k: str(v) for k, v in source.settings.items()}, **secrets}
+    if not (config.get("token") and config.get("aes_key") and config.get("corp_id")):
+        raise Forbidden("来源未配置 token / aes_key / corp_id / the source is not configured",
+                        code="wecom_not_configured")  # fmt: skip
+    return source, config
+
+
+def _wecom_error(err: wechat_oa.WeChatError) -> Exception:
+    if err.code == "invalid_signature":
+        return Forbidden("企业微信签名无效 / invalid WeCom signature", code="invalid_signature")
+    if err.code in ("wechat_bad_ciphertext", "wecom_wrong_corp_id"):
+        return Forbidden(err.message, code=err.code)
+    if err.code == "wechat_too_large":
+        return PayloadTooLarge(err.message, code=err.code)
+    return InvalidInput(err.message, code=err.code)
+
+
+@router.get("/connect/wecom/{source_id}", operation_id="wecom_verify", response_class=PlainTextResponse,
+            responses=_WECOM_RESPONSES)  # fmt: skip
+def wecom_verify(source_id: str, request: Request) -> PlainTextResponse:
+    """URL verification (接收事件服务器): answers the decrypted `echostr` when msg_signature matches."""
+    _, config = _wecom_source(get_platform(request), source_id)
+    q = request.query_params
+    echostr = q.get("echostr", "")
+    if not echostr or not wecom.check_signature(
+        q.get("msg_signature"), config["token"], q.get("timestamp", ""), q.get("nonce", ""), echostr
+    ):
+        raise Forbidden("企业微信签名无效 / invalid WeCom signature", code="invalid_signature")
+    try:
+        return PlainTextResponse(wecom.decrypt_echostr(config["aes_key"], config["corp_id"], echostr))
+    except wechat_oa.WeChatError as err:
+        raise _wecom_error(err) from None
+
+
+@router.post("/connect/wecom/{source_id}", operation_id="wecom_callback", response_class=PlainTextResponse,
+             responses=_WECOM_RESPONSES)  # fmt: skip
+async def wecom_callback(source_id: str, request: Request) -> PlainTextResponse:
+    """External-contact callbacks (客户联系 变更事件), always encrypted; answers `success`."""
+    platform = get_platform(request)
+    source, config = await run_in_threadpool(_wecom_source, platform, source_id)
+    body = await _read(request, wecom.MAX_BODY_BYTES)
+    corp_id = config["corp_id"]
+    try:
+        fields = wecom.decrypt_message(body, config["token"], config["aes_key"], corp_id,
+                                       dict(request.query_params))  # fmt: skip
+        message = wecom.normalise(fields, corp_id)
+    except wechat_oa.WeChatError as err:
+        raise _wecom_error(err) from None
+    # 渠道活码 State is a scene: a parametric QR scene with that value attributes it the same way.
+    await run_in_threadpool(_attribute, platform, source, message)
+    future, _ = platform.intake.accept(source, [message], None, Envelope())
+    await asyncio.wrap_future(future)
     return PlainTextResponse("success")
 
 
