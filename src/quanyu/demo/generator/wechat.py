@@ -288,8 +288,8 @@ def wecom_delete(world: World, person: Person, t: int) -> None:
             "wecom",
             wecom_who(world, person),
             t,
-            "WeCom Contact Deleted",
-            {"guide_id": person.guide_id, "store_id": person.store_id, "deleted_by": "customer"},
+            "WeCom Contact Removed",
+            {"guide_id": person.guide_id, "store_id": person.store_id, "by": "customer"},
         )
 
 
