@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -285,6 +287,13 @@ def demo(
             _settings(data_dir or Path(".quanyu-demo"), port=port),
             people=people, seed=seed, serve=not no_serve, reset=reset, as_json=as_json,
         )  # fmt: skip
+    # Everything is stored and closed by now. The demo ran an API server inside this process,
+    # whose idle worker threads still hold DuckDB cursors; letting the interpreter tear them down
+    # can abort in DuckDB's native code ("terminate called without an active exception") after
+    # a successful run, so the process ends here, its output flushed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _parse_sets(values: list[str]) -> dict[str, str]:
