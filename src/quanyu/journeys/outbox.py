@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Engine, select, update
 
 from quanyu.channels.base import ChannelAdapter, ChannelConfigError, Message, SendResult
 from quanyu.channels.configs import ChannelConfigs
@@ -242,10 +242,3 @@ class Dispatcher:
                 self.on_sent(sent_rows)
             except Exception:
                 log.exception("outbox on_sent hook failed")
-
-
-def pending_count(conn: Connection) -> int:
-    from sqlalchemy import func
-
-    return int(conn.execute(select(func.count()).select_from(_O).where(_O.c.status.in_(("pending", "sending"))))
-               .scalar_one())  # fmt: skip
