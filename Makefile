@@ -17,7 +17,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/quanyu demo --reset --data-dir .quanyu-demo $(DEMO_ARGS)
 
+# The web tracker's browser tests drive Debian's chromium (as root, e.g. CI, it is installed here;
+# elsewhere install it yourself or those tests skip with a reason).
 test: $(STAMP)
+	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

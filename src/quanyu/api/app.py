@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from quanyu import __version__
 from quanyu.api import errors
+from quanyu.api.cors import PublicCors
 from quanyu.api.routes import (
     collect,
     connect,
@@ -23,6 +24,7 @@ from quanyu.api.routes import (
     quarantine,
     segments,
     sources,
+    tracker,
     tracking,
 )
 from quanyu.platform import Platform
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     errors.install(app)
+    app.add_middleware(PublicCors)  # browsers on other origins post to /v1/*
     for module in (
         collect,
         connect,
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         journeys,
         messaging,
         tracking,
+        tracker,
         qr,
     ):
         app.include_router(module.router)
