@@ -13,6 +13,7 @@ from quanyu import __version__
 from quanyu.api import errors
 from quanyu.api.cors import PublicCors
 from quanyu.api.routes import (
+    ads,
     collect,
     connect,
     events,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         tracking,
         tracker,
         qr,
+        ads,
     ):
         app.include_router(module.router)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -494,3 +495,44 @@ class QrScene(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
     __table_args__ = (Index("ux_qr_scenes_scene", "workspace_id", "source_id", "scene", unique=True),)
+
+
+class AdLink(Base):
+    """A redirect link (`/a/{id}`) placed in an ad: the campaign, channel and UTM values every
+    click through it carries, and the one landing page it may lead to (no open redirect)."""
+
+    __tablename__ = "ad_links"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the short slug in the URL
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    source_id: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    target_url: Mapped[str] = mapped_column(Text)
+    campaign: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(32))
+    utm_source: Mapped[str] = mapped_column(String(200))
+    utm_medium: Mapped[str] = mapped_column(String(200))
+    utm_campaign: Mapped[str] = mapped_column(String(200))
+    utm_term: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    utm_content: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    __table_args__ = (Index("ix_ad_links_workspace", "workspace_id", "created_at"),)
+
+
+class AdCost(Base):
+    """What one campaign cost on one channel on one day (imported from the ad platform's
+    report). Spend is kept in millionths of the currency unit (`spend_micros`, as Google Ads
+    reports cost), so sums and the "unchanged" check of a re-import are exact on every store."""
+
+    __tablename__ = "ad_costs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    campaign: Mapped[str] = mapped_column(String(200))
+    day: Mapped[date] = mapped_column(Date)  # the ad account's calendar day
+    spend_micros: Mapped[int] = mapped_column(BigInteger)
+    impressions: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    clicks: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (Index("ux_ad_costs_key", "workspace_id", "channel", "campaign", "day", unique=True),)
