@@ -11,9 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from quanyu import __version__
 from quanyu.api import errors
-from quanyu.api.cors import PublicCors
 from quanyu.api.routes import (
-    ads,
     collect,
     connect,
     events,
@@ -25,8 +23,8 @@ from quanyu.api.routes import (
     quarantine,
     segments,
     sources,
-    tracker,
     tracking,
+    webhooks_in,
 )
 from quanyu.platform import Platform
 from quanyu.segments.schedule import run_schedule
@@ -99,7 +97,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     errors.install(app)
-    app.add_middleware(PublicCors)  # browsers on other origins post to /v1/*
     for module in (
         collect,
         connect,
@@ -112,9 +109,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         journeys,
         messaging,
         tracking,
-        tracker,
         qr,
-        ads,
+        webhooks_in,
     ):
         app.include_router(module.router)
 

@@ -37,6 +37,7 @@ _TYPES = [
     SourceType("ads", "ads", "public", "online", "广告投放 Ads"),
     SourceType("crm", "crm", "private", "offline", "CRM"),
     SourceType("server", "server", "private", "online", "服务端 Server"),
+    SourceType("webhook", "webhook", "private", "online", "通用 Webhook Generic webhook"),
     # Quanyu's own events about the messages it sends: receipts (delivered, opened, clicked,
     # bounced), journey effects (traits set, lead scores) and consent from unsubscribe links.
     SourceType("messaging", "messaging", "private", "online", "消息触达 Messaging (journeys, receipts)"),
