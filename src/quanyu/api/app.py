@@ -11,7 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from quanyu import __version__
 from quanyu.api import errors
+from quanyu.api.cors import PublicCors
 from quanyu.api.routes import (
+    ads,
     collect,
     connect,
     events,
@@ -23,6 +25,7 @@ from quanyu.api.routes import (
     quarantine,
     segments,
     sources,
+    tracker,
     tracking,
     webhooks_in,
 )
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     errors.install(app)
+    app.add_middleware(PublicCors)  # browsers on other origins post to /v1/*
     for module in (
         collect,
         connect,
@@ -109,7 +113,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         journeys,
         messaging,
         tracking,
+        tracker,
         qr,
+        ads,
         webhooks_in,
     ):
         app.include_router(module.router)
