@@ -17,6 +17,8 @@ from quanyu.api.routes import (
     collect,
     connect,
     events,
+    forms,
+    imports,
     journeys,
     messaging,
     pipeline,
@@ -115,8 +117,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         tracking,
         tracker,
         qr,
+        imports,
         ads,
         webhooks_in,
+        forms,
     ):
         app.include_router(module.router)
 

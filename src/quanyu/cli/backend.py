@@ -59,12 +59,15 @@ class Backend(Protocol):
     def kill_switch(self, on: bool) -> dict[str, Any]: ...
     def consent_record(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def consent(self, subject: str) -> dict[str, Any]: ...
+    def import_file(
+        self, kind: str, params: dict[str, Any], data: bytes, progress: Any = None
+    ) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
 class ApiError(QuanyuError):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message, code=code)
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, code=code, details=details)
         self.status = status
 
 
@@ -88,13 +91,26 @@ class ApiBackend:
         if resp.status_code >= 400:
             try:
                 body = resp.json()
-                raise ApiError(resp.status_code, body.get("code", "error"), body.get("message", resp.text))
+                raise ApiError(
+                    resp.status_code,
+                    body.get("code", "error"),
+                    body.get("message", resp.text),
+                    body.get("details"),
+                )
             except ValueError:
                 raise ApiError(resp.status_code, "error", resp.text) from None
         return resp
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         return self._send(method, path, **kw).json()
+
+    def import_file(
+        self, kind: str, params: dict[str, Any], data: bytes, progress: Any = None
+    ) -> dict[str, Any]:
+        query = [(k, v) for k, v in params.items() if v is not None and k != "map"]
+        query += [("map", pair) for pair in params.get("map") or []]
+        return self._call("POST", f"/api/v1/imports/{quote(kind)}", params=query, content=data,
+                          headers={"Content-Type": "application/octet-stream"})  # fmt: skip
 
     def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/v1/sources", json={"name": name, "type": type_, "settings": settings})
@@ -222,6 +238,28 @@ class LocalBackend:
     def __init__(self, settings: Settings, workspace_id: str | None) -> None:
         self.platform = Platform(settings)
         self.workspace_id = workspace_id or _only_workspace(self.platform)
+
+    def import_file(
+        self, kind: str, params: dict[str, Any], data: bytes, progress: Any = None
+    ) -> dict[str, Any]:
+        from quanyu.connectors.imports import catalog
+        from quanyu.connectors.imports.importer import parse_mapping, run_import
+
+        fmt = catalog.find(kind, params.get("platform"))
+        source = self.platform.sources.get(self.workspace_id, params["source_id"])
+        options = {k: params[k] for k in ("event_name", "platform") if params.get(k)}
+        report = run_import(
+            self.platform, source, fmt, data, encoding=params.get("encoding") or "auto",
+            timezone=params.get("timezone"), options=options, mapping=parse_mapping(params.get("map") or []),
+            dry_run=bool(params.get("dry_run")), skip_bad=bool(params.get("skip_bad")), progress=progress,
+        )  # fmt: skip
+        result = report.public()
+        if report.written and params.get("process", True):
+            # Nothing else drains this data directory's queue while no server runs.
+            if progress is not None:
+                progress("process", 0, 0)
+            result["pipeline"] = self.platform.pipeline.drain().public()
+        return result
 
     def create_source(self, name: str, type_: str, settings: dict[str, Any]) -> dict[str, Any]:
         created = self.platform.sources.create(self.workspace_id, name, type_, settings)

@@ -10,8 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
+from quanyu.cli.ads import ads_app
 from quanyu.cli.backend import open_backend
 from quanyu.cli.identity import identity_app, profiles_app
+from quanyu.cli.imports import import_app
 from quanyu.cli.journeys import channels_app, consent_app, journeys_app, messaging_app
 from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace
 from quanyu.cli.options import guard as _guard
@@ -37,6 +39,8 @@ app.add_typer(journeys_app, name="journeys")
 app.add_typer(channels_app, name="channels")
 app.add_typer(messaging_app, name="messaging")
 app.add_typer(consent_app, name="consent")
+app.add_typer(ads_app, name="ads")
+app.add_typer(import_app, name="import")
 
 
 @app.command()

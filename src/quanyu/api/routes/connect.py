@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from quanyu.api.bodies import read_limited
 from quanyu.api.deps import get_platform
 from quanyu.collect.messages import Envelope
 from quanyu.collect.sources import SourceInfo
@@ -62,7 +63,7 @@ async def wechat_push(source_id: str, request: Request) -> PlainTextResponse:
     """Message push (消息推送), plain or safe mode (`encrypt_type=aes`); answers `success`."""
     platform = get_platform(request)
     source, config = await run_in_threadpool(_wechat_source, platform, source_id)
-    body = await _read(request, wechat_oa.MAX_BODY_BYTES)
+    body = await read_limited(request, wechat_oa.MAX_BODY_BYTES)
     q = request.query_params
     token, timestamp, nonce = config["token"], q.get("timestamp", ""), q.get("nonce", "")
     app_id = config.get("app_id", "")
@@ -150,7 +151,7 @@ async def wecom_callback(source_id: str, request: Request) -> PlainTextResponse:
     """External-contact callbacks (客户联系 变更事件), always encrypted; answers `success`."""
     platform = get_platform(request)
     source, config = await run_in_threadpool(_wecom_source, platform, source_id)
-    body = await _read(request, wecom.MAX_BODY_BYTES)
+    body = await read_limited(request, wecom.MAX_BODY_BYTES)
     corp_id = config["corp_id"]
     try:
         fields = wecom.decrypt_message(body, config["token"], config["aes_key"], corp_id,
@@ -184,20 +185,3 @@ def _attribute(platform: Any, source: Any, message: dict[str, Any]) -> None:
     if found["campaign"]:
         props.setdefault("campaign", found["campaign"])
         message.setdefault("context", {}).setdefault("campaign", {}).setdefault("name", found["campaign"])
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    too_large = PayloadTooLarge(
-        f"请求体超过 {limit} 字节 / body exceeds {limit} bytes", code="request_too_large"
-    )
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from quanyu.api.deps import Caller, PlatformDep, get_platform
-from quanyu.api.routes.connect import _read
+from quanyu.api.bodies import read_limited
 from quanyu.collect.committer import Submission
 from quanyu.collect.messages import Envelope, MessageError, complete
 from quanyu.collect.quarantine import Reject
@@ -61,7 +61,7 @@ async def webhook_push(source_id: str, request: Request) -> dict[str, Any]:
     quarantined (index, JSON path, reason). Retried items are stored once."""
     platform = get_platform(request)
     source, secret = await run_in_threadpool(_webhook_source, platform, source_id)
-    body = await _read(request, webhook_in.MAX_BODY_BYTES)
+    body = await read_limited(request, webhook_in.MAX_BODY_BYTES)
     webhook_in.verify(secret, body, request.headers.get(webhook_in.SIGNATURE_HEADER),
                       request.headers.get(webhook_in.TIMESTAMP_HEADER),
                       require_timestamp=bool(source.settings.get("require_timestamp")))  # fmt: skip

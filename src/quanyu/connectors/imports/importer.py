@@ -84,6 +84,19 @@ def run_import(
     return report
 
 
+def parse_mapping(pairs: list[str]) -> dict[str, str]:
+    """`HEADER=field` pairs (`--map 会员手机=phone`) as {header: field}."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        header, sep, field_name = pair.rpartition("=")
+        if not sep or not header.strip() or not field_name.strip():
+            raise InvalidInput(
+                f"映射应为 列名=字段 / a mapping is HEADER=field, got {pair!r}", code="invalid_mapping"
+            )
+        mapping[header.strip()] = field_name.strip()
+    return mapping
+
+
 def _read(
     text: str,
     fmt: Format,
@@ -93,6 +106,8 @@ def _read(
     progress: Progress | None,
 ) -> list[Parsed]:
     header, rows = _rows(text)
+    if mapping and not fmt.mappable:
+        raise InvalidInput(f"{fmt.label} 不支持 --map / {fmt.label} takes no --map", code="invalid_mapping")
     columns = _mapped(fmt.columns, mapping) if mapping else fmt.columns
     reader = CellReader(layout(header, columns, fmt.label), zone)
     parsed: list[Parsed] = []
