@@ -12,8 +12,8 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from quanyu.api.deps import Caller, PlatformDep, get_platform
 from quanyu.api.bodies import read_limited
+from quanyu.api.deps import Caller, PlatformDep, get_platform
 from quanyu.collect.committer import Submission
 from quanyu.collect.messages import Envelope, MessageError, complete
 from quanyu.collect.quarantine import Reject
