@@ -23,6 +23,7 @@ from quanyu.connectors.ads.links import (
     click_message,
     clicks,
     landing_url,
+    link_url,
     new_anonymous_id,
 )
 from quanyu.errors import NotFound, PayloadTooLarge, QuanyuError
@@ -60,7 +61,7 @@ def _links(platform: Platform) -> AdLinks:
 
 
 def _with_url(platform: Platform, link: dict[str, Any]) -> dict[str, Any]:
-    return {**link, "url": f"{platform.journeys.public_url.rstrip('/')}/a/{link['id']}"}
+    return {**link, "url": link_url(platform.journeys.public_url, link["id"])}
 
 
 @router.post("/api/v1/ad-links", operation_id="create_ad_link", status_code=201)

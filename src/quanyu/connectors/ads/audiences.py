@@ -34,10 +34,16 @@ DEVICE_CASES = ("auto", "upper", "lower")
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 _SPACES = re.compile(r"\s+")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 
 def audience_phone(value: str) -> str | None:
     """An 11-digit mainland mobile, or None."""
+    compact = _PHONE_SEPARATORS.sub("", value)
+    if compact.startswith(("+", "00")) and not compact.lstrip("+").removeprefix("00").startswith("86"):
+        # Another country's number (`+1 415 555 0100`); without its `+1` it would look like a
+        # mainland mobile, and hash as somebody else's.
+        return None
     phone = normalise_phone(value)
     return phone if phone is not None and _MAINLAND_MOBILE.match(phone) else None
 

@@ -2,7 +2,8 @@
 
 The file is the ad platform's own report as CSV: 百度营销, 腾讯广告 and 巨量引擎 exports with
 their Chinese headers (日期, 计划名称, 消耗, 展现, 点击) or English ones (day, campaign, spend,
-impressions, clicks), in UTF-8 (with or without a BOM) or GBK (Excel on Chinese Windows). Title
+impressions, clicks), in UTF-8 (with or without a BOM), UTF-16 with a BOM, or GBK (Excel on
+Chinese Windows). Title
 lines above the header and the 合计 (total) line at the end, which these exports carry, are
 skipped.
 
@@ -14,10 +15,12 @@ on (workspace, channel, campaign, day), so importing the same report again chang
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -27,6 +30,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from quanyu.connectors.ads.links import CHANNELS
+from quanyu.connectors.imports import files
 from quanyu.errors import Conflict, InvalidInput, PayloadTooLarge
 from quanyu.store.engine import reading
 from quanyu.store.models import AdCost
@@ -36,6 +40,7 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 MAX_REPORTED = 200  # bad rows listed in one answer (the count says how many there were)
 MICROS = 1_000_000
+PROGRESS_EVERY = 1000
 _HEADER_SEARCH = 20  # exports put a few title lines (账户, 时间范围) above the header
 
 # Column -> the header names that mean it (compared after NFKC, lower case, no spaces, and
@@ -96,35 +101,21 @@ def _invalid(message: str, code: str = "invalid_cost_file", details: Any = None)
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 with or without a BOM, else GBK (read as GB18030, its superset)."""
-    if not data.strip():
-        raise _invalid("文件为空 / the file is empty", "empty_cost_file")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _invalid("不支持 UTF-16 文件，请另存为 CSV UTF-8 / UTF-16 files are not supported: save as "
-                       "CSV UTF-8 (or GBK)", "invalid_encoding")  # fmt: skip
-    # A BOM says UTF-8 for sure; without one, UTF-8 is tried first (GBK bytes are almost never valid UTF-8).
-    candidates = ["utf-8-sig"] if data.startswith(b"\xef\xbb\xbf") else ["utf-8", "gb18030"]
-    text, encoding = None, ""
-    for candidate in candidates:
-        try:
-            text, encoding = data.decode(candidate), candidate
-            break
-        except UnicodeDecodeError as exc:
-            if candidate != "gb18030" and exc.reason == "unexpected end of data":
-                # Valid UTF-8 up to a character cut off at the very end: a truncated upload.
-                raise _invalid(f"文件在第 {exc.start} 字节处被截断（UTF-8 字符不完整）/ the file is truncated: "
-                               f"an incomplete UTF-8 character at byte {exc.start}",
-                               "truncated_cost_file") from None  # fmt: skip
-            if candidate != "utf-8":
-                raise _invalid(f"文件编码无法识别（第 {exc.start} 字节）：请使用 UTF-8 或 GBK / cannot decode the "
-                               f"file at byte {exc.start}: use UTF-8 or GBK", "invalid_encoding") from None  # fmt: skip
-    if text is None:
-        raise _invalid("文件编码无法识别：请使用 UTF-8 或 GBK / cannot decode the file: use UTF-8 or GBK",
-                       "invalid_encoding")  # fmt: skip
-    if "\x00" in text:  # UTF-16 without a BOM, or not a text file at all
-        raise _invalid("文件含 NUL 字符，不是 UTF-8/GBK 文本（UTF-16？）/ the file holds NUL characters: not "
-                       "UTF-8 or GBK text (UTF-16?)", "invalid_encoding")  # fmt: skip
-    return text, "gbk" if encoding == "gb18030" else "utf-8"
+    """(text, encoding): UTF-8 with or without a BOM, UTF-16 with a BOM, else GBK (read as
+    GB18030, its superset), as the order imports read their files."""
+    body = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Valid UTF-8 up to a character cut off at the very end: a truncated upload (GB18030
+        # would read it as mojibake without complaint).
+        if exc.reason == "unexpected end of data" and not data.startswith(
+            (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        ):
+            raise _invalid(f"文件被截断：末尾的 UTF-8 字符不完整（第 {exc.start} 字节）/ the file is truncated: an "
+                           f"incomplete UTF-8 character at byte {exc.start}", "truncated_file") from None  # fmt: skip
+    decoded = files.decode(data)
+    return decoded.text, {"gb18030": "gbk", "utf-8-sig": "utf-8"}.get(decoded.encoding, decoded.encoding)
 
 
 def _header_name(cell: str) -> str:
@@ -207,8 +198,11 @@ def parse_currency(value: str) -> str:
     return code
 
 
-def parse_csv(data: bytes, default_channel: str | None = None) -> ParsedFile:
-    """Every row of a cost report, checked; InvalidInput listing each bad line otherwise."""
+def parse_csv(
+    data: bytes, default_channel: str | None = None, on_line: Callable[[int], None] | None = None
+) -> ParsedFile:
+    """Every row of a cost report, checked; InvalidInput listing each bad line otherwise.
+    `on_line(line)` is told how far the check got, every PROGRESS_EVERY lines (progress bars)."""
     if len(data) > MAX_BYTES:
         raise PayloadTooLarge(f"文件超过 {MAX_BYTES // 1024 // 1024} MB / the file is over "
                               f"{MAX_BYTES // 1024 // 1024} MB", code="cost_file_too_large")  # fmt: skip
@@ -229,6 +223,8 @@ def parse_csv(data: bytes, default_channel: str | None = None) -> ParsedFile:
     try:
         for record in reader:
             line = reader.line_num
+            if on_line is not None and line % PROGRESS_EVERY == 0:
+                on_line(line)
             if columns is None:
                 found = _columns(record)
                 if all(c in found for c in REQUIRED):

@@ -185,6 +185,11 @@ def public(row: Any) -> dict[str, Any]:
             "created_by": row["created_by"]}  # fmt: skip
 
 
+def link_url(public_url: str, link_id: str) -> str:
+    """The URL to put in the ad (its landing URL at the platform)."""
+    return f"{public_url.rstrip('/')}/a/{link_id}"
+
+
 def passed_params(query: Mapping[str, str]) -> dict[str, str]:
     """The click ids and macros on the incoming query, in a fixed order; empty, oversized and
     control-character values are dropped (a click id never holds them)."""
