@@ -141,20 +141,27 @@ def _rows(text: str) -> tuple[list[str], Iterator[Row]]:
 
 
 def _mapped(columns: tuple[Column, ...], mapping: dict[str, str]) -> tuple[Column, ...]:
-    """The format's columns with the file's own header names (`--map 手机=phone`) put first."""
+    """The format's columns with the file's own header names (`--map 手机=phone`) put first;
+    `--map 列名=traits.NAME` carries any other column as a text trait."""
     by_field: dict[str, list[str]] = {}
     for header, field_name in mapping.items():
         by_field.setdefault(field_name, []).append(header)
     known = {c.field for c in columns}
-    unknown = sorted(set(by_field) - known)
+    extra = tuple(
+        Column(f, tuple(headers), "text")
+        for f, headers in by_field.items()
+        if f.startswith("traits.") and len(f) > len("traits.")
+    )
+    unknown = sorted(set(by_field) - known - {c.field for c in extra})
     if unknown:
         raise InvalidInput(
-            f"映射到未知字段 / --map names unknown fields {unknown}; known: {sorted(known)}",
+            f"映射到未知字段 / --map names unknown fields {unknown}; known: {sorted(known)} or traits.NAME",
             code="invalid_mapping",
         )
-    return tuple(
+    mapped = tuple(
         Column(c.field, (*by_field.get(c.field, ()), *c.aliases), c.kind, c.required) for c in columns
     )
+    return mapped + extra
 
 
 def _bad(report: ImportReport, problem: Problem) -> None:
