@@ -28,7 +28,7 @@ def _events(platform: Platform, source_id: str) -> list[dict[str, Any]]:
     return platform.warehouse.execute(
         events.filter(events.source_id == source_id).select(
             "event", "type", "order_id", "amount", "properties", "traits", "user_id"
-        )  # fmt: skip
+        )
     ).to_pylist()
 
 
