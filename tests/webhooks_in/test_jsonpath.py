@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quanyu.connectors.jsonpath import (
@@ -31,12 +31,14 @@ steps = st.lists(
 )
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a pure function on time
 @given(steps)
 def test_format_then_parse_round_trips(path_steps: list[Any]) -> None:
     text = format_path(path_steps)
     assert parse(text).steps == tuple(path_steps)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a pure function on time
 @given(st.text(max_size=80))
 def test_any_text_parses_or_raises_a_located_error(text: str) -> None:
     try:
@@ -48,6 +50,7 @@ def test_any_text_parses_or_raises_a_located_error(text: str) -> None:
     assert parse(format_path(path.steps)).steps == path.steps
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a pure function on time
 @given(st.text(max_size=40).map(lambda t: "$" + t))
 def test_dollar_prefixed_text_never_raises_anything_else(text: str) -> None:
     with contextlib.suppress(JsonPathError):
@@ -61,6 +64,7 @@ json_values = st.recursive(
 )
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a pure function on time
 @given(json_values, steps.filter(lambda s: not any(isinstance(x, Wildcard) for x in s)))
 def test_get_agrees_with_find_without_wildcards(doc: Any, path_steps: list[Any]) -> None:
     path = Path(tuple(path_steps))
@@ -73,6 +77,7 @@ def test_get_agrees_with_find_without_wildcards(doc: Any, path_steps: list[Any])
         assert parse(hits[0][0]).get(doc) == (True, value)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a pure function on time
 @given(json_values)
 def test_wildcard_locations_lead_back_to_their_values(doc: Any) -> None:
     for where, value in parse("$[*][*]").find(doc):

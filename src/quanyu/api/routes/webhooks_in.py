@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Request
@@ -21,6 +21,7 @@ from quanyu.collect.sources import SourceInfo
 from quanyu.connectors import webhook_in
 from quanyu.errors import Conflict, Forbidden, NotFound
 from quanyu.platform import Platform
+from quanyu.segments import webhook_export
 
 router = APIRouter(tags=["connect 连接器"])
 
@@ -137,3 +138,33 @@ def preview_mapping(
             continue
         messages.append({"index": item.index, "path": item.path, "message": item.message})
     return {"messages": messages, "errors": errors}
+
+
+# -- segment members out to a webhook --------------------------------------------------------------
+
+
+class WebhookExport(BaseModel):
+    url: str = Field(
+        min_length=1, max_length=2000, description="http(s) receiver; private addresses are refused"
+    )
+    secret: str = Field(
+        min_length=1, max_length=500, description="HMAC key (X-Quanyu-Signature, as webhooks)"
+    )
+    format: Literal["json"] = "json"
+    batch_size: int = Field(default=webhook_export.DEFAULT_BATCH, ge=1, le=webhook_export.MAX_BATCH)
+    allow: list[str] = Field(
+        default_factory=list, description="CIDRs permitted despite being private (on-prem)"
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+@router.post("/api/v1/segments/{segment_id}/export/webhook", operation_id="export_segment_webhook",
+             tags=["segments 分群"])  # fmt: skip
+def export_segment_webhook(segment_id: str, body: WebhookExport, caller: Caller,
+                           platform: PlatformDep) -> dict[str, Any]:  # fmt: skip
+    """POST every member to a URL in signed JSON batches (retried on 429/5xx with backoff);
+    answers the batches and members sent, and where it stopped if a batch was refused."""
+    platform.segments.current(caller.workspace_id, segment_id)  # 404 for unknown and deleted ones
+    return webhook_export.export_to_webhook(platform.warehouse, caller.workspace_id, segment_id, body.url.strip(),
+                                            body.secret, batch_size=body.batch_size, allow=body.allow,
+                                            timeout=body.timeout)  # fmt: skip
