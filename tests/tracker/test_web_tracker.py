@@ -30,19 +30,17 @@ YEAR = 365 * 24 * 3600
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# Our snippet, as docs/connectors-web-tracker.md gives it (host and write key filled in).
-SNIPPET = """<script>
-!function(){var a=window.analytics=window.analytics||[];if(a.initialized||a.invoked)return;a.invoked=!0;
-a.methods=["page","track","identify","alias","group","reset","ready","setAnonymousId","debug"];
-a.factory=function(m){return function(){var t=Array.prototype.slice.call(arguments);t.unshift(m);a.push(t);return a}};
-for(var i=0;i<a.methods.length;i++){var m=a.methods[i];a[m]=a.factory(m)}
-a.load=function(k,o){o=o||{};var s=document.createElement("script");s.async=!0;
-s.src=(o.host||"")+"/js/quanyu.js";a._writeKey=k;a._loadOptions=o;
-var f=document.getElementsByTagName("script")[0];f.parentNode.insertBefore(s,f)};
-a.load("%(key)s",%(options)s);
-a.page();
-}();
-</script>"""
+# The snippet exactly as docs/connectors-web-tracker.md gives it to paste, with the write key
+# and load options of each test page filled in.
+DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors-web-tracker.md"
+DOC_LOAD = 'a.load("WRITE_KEY",{host:"https://cdp.example.com"});'
+
+
+def snippet(key: str, options: str) -> str:
+    found = re.search(r"```html\n(<script>.*?</script>)\n```", DOC.read_text(encoding="utf-8"), re.S)
+    assert found and DOC_LOAD in found.group(1), "the snippet in the docs changed: update this test"
+    return found.group(1).replace(DOC_LOAD, f'a.load("{key}",{options});')
+
 
 # Segment's classic snippet (4.x) with its CDN host pointed at Quanyu: the write key is only in
 # the script URL.
@@ -173,10 +171,10 @@ def test_visit_is_tracked_cross_origin_with_cookies_utm_click_ids_and_beacon(
     # The landing page holds its events (a long interval) so only the beacon can deliver them.
     landing = site.add("landing.html", LANDING % {
         "spy": BEACON_SPY,
-        "snippet": SNIPPET % {"key": tenant.write_key, "options": f'{{host:"{api}",flushInterval:600000}}'},
+        "snippet": snippet(tenant.write_key, f'{{host:"{api}",flushInterval:600000}}'),
     })  # fmt: skip
     site.add("signup.html", SIGNUP % {
-        "snippet": SNIPPET % {"key": tenant.write_key, "options": f'{{host:"{api}",flushInterval:200}}'},
+        "snippet": snippet(tenant.write_key, f'{{host:"{api}",flushInterval:200}}'),
     })  # fmt: skip
     query = "?utm_source=baidu&utm_medium=cpc&utm_campaign=spring_tea&utm_term=longjing&utm_content=banner_a&bd_vid=BD-123"
 
@@ -201,10 +199,12 @@ def test_visit_is_tracked_cross_origin_with_cookies_utm_click_ids_and_beacon(
             assert page.evaluate("sessionStorage.getItem('beacons')") == "1"
             assert page.evaluate("analytics.user().anonymousId()") == first_anonymous_id
 
-            # identify + track, sent by fetch once the 200 ms interval is up.
-            with page.expect_response(
-                lambda r: r.url.endswith("/v1/batch") and r.request.method == "POST"
-            ) as sent:
+            # identify + track, sent by fetch once the 200 ms interval is up (the snippet's page()
+            # may have gone in an earlier batch: wait for the one carrying "Signed Up").
+            def carries_sign_up(r: Any) -> bool:
+                return r.url.endswith("/v1/batch") and "Signed Up" in (r.request.post_data or "")
+
+            with page.expect_response(carries_sign_up) as sent:
                 page.evaluate("""() => {
                     analytics.identify("u-42", {email: "li@example.com", name: "李雷"});
                     analytics.track("Signed Up", {plan: "tea-club"});
