@@ -15,11 +15,10 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quanyu.api import create_app
 from quanyu.connectors.ads import costs
 from quanyu.errors import QuanyuError
 from quanyu.platform import Platform
-from testkit import Tenant, make_settings, new_tenant
+from testkit import Tenant
 
 SAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "ads"
 REPORT = """日期,计划名称,展现,点击,消耗(元)
@@ -178,14 +177,8 @@ def test_days_and_spend_parse_strictly() -> None:
 
 
 @pytest.mark.postgres
-def test_cost_import_on_postgresql(tmp_path: Path, pg_database: str) -> None:
-    settings = make_settings(tmp_path / "pg", database_url=pg_database, pipeline_enabled=False)
-    platform = Platform(settings)
-    try:
-        tenant = new_tenant(platform)
-        with TestClient(create_app(settings, platform)) as client:
-            assert post(client, tenant, REPORT.encode("gbk"), channel="baidu")["inserted"] == 3
-            assert post(client, tenant, REPORT.encode(), channel="baidu")["unchanged"] == 3
-            assert stored(client, tenant, **{"from": "2026-11-02"})["totals"][0]["clicks"] == 61
-    finally:
-        platform.close()
+def test_cost_import_on_postgresql(pg_client: tuple[TestClient, Platform, Tenant]) -> None:
+    client, _, tenant = pg_client
+    assert post(client, tenant, REPORT.encode("gbk"), channel="baidu")["inserted"] == 3
+    assert post(client, tenant, REPORT.encode(), channel="baidu")["unchanged"] == 3
+    assert stored(client, tenant, **{"from": "2026-11-02"})["totals"][0]["clicks"] == 61

@@ -7,7 +7,6 @@ page event are one person through the shared click id."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,14 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from quanyu.api import create_app
 from quanyu.collect.messages import Envelope
 from quanyu.connectors.ads.links import CLICK_IDS, check_target, landing_url
 from quanyu.errors import InvalidInput
 from quanyu.identity import extract
 from quanyu.platform import Platform
 from quanyu.store.models import Source
-from testkit import Tenant, make_settings, new_tenant
+from testkit import Tenant, new_tenant
 
 LANDING = "https://shop.example.com/spring?x=1&utm_source=old#buy"
 
@@ -192,16 +190,10 @@ def test_landing_url_replaces_only_what_the_link_sets() -> None:
 
 
 @pytest.mark.postgres
-def test_links_and_clicks_on_postgresql(tmp_path: Path, pg_database: str) -> None:
-    settings = make_settings(tmp_path / "pg", database_url=pg_database, pipeline_enabled=False)
-    platform = Platform(settings)
-    try:
-        tenant = new_tenant(platform)
-        with TestClient(create_app(settings, platform)) as client:
-            link = make_link(client, tenant, ads_source(platform, tenant), channel="ocean_engine")
-            resp = client.get(f"/a/{link['id']}?clickid=EQ42", follow_redirects=False)
-            assert resp.status_code == 302 and "utm_source=oceanengine" in resp.headers["location"]
-            platform.pipeline.drain()
-            assert call(client, tenant, "GET", f"/api/v1/ad-links/{link['id']}")["clicks"] == 1
-    finally:
-        platform.close()
+def test_links_and_clicks_on_postgresql(pg_client: tuple[TestClient, Platform, Tenant]) -> None:
+    client, platform, tenant = pg_client
+    link = make_link(client, tenant, ads_source(platform, tenant), channel="ocean_engine")
+    resp = client.get(f"/a/{link['id']}?clickid=EQ42", follow_redirects=False)
+    assert resp.status_code == 302 and "utm_source=oceanengine" in resp.headers["location"]
+    platform.pipeline.drain()
+    assert call(client, tenant, "GET", f"/api/v1/ad-links/{link['id']}")["clicks"] == 1

@@ -52,7 +52,9 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("imported_at", TS, nullable=False),
     )
-    op.create_index("ux_ad_costs_key", "ad_costs", ["workspace_id", "channel", "campaign", "day"], unique=True)
+    op.create_index(
+        "ux_ad_costs_key", "ad_costs", ["workspace_id", "channel", "campaign", "day"], unique=True
+    )
 
 
 def downgrade() -> None:
