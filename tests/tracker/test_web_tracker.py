@@ -71,6 +71,13 @@ LANDING = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" h
 SIGNUP = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>注册 Sign up</title>
 %(snippet)s</head><body><p>注册</p></body></html>"""
 
+# The script tag itself, then load(): the host is where the script came from.
+DIRECT_PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>直接引用</title>
+<script src="%(api)s/js/quanyu.js"></script>
+<script>analytics.load("%(key)s", {flushInterval: 600000});
+analytics.page("Docs", "Install", {section: "web"});
+analytics.identify({plan: "free"});</script></head><body></body></html>"""
+
 SEGMENT_PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Segment</title>
 %(snippet)s</head><body></body></html>"""
 
@@ -157,9 +164,11 @@ def wait_for_events(
     raise AssertionError(f"expected {expected} events, got {[(i['type'], i['event']) for i in items]}")
 
 
-def launch(playwright: Any, chromium: Path) -> Any:
+def launch(playwright: Any, chromium: Path, *args: str) -> Any:
     return playwright.chromium.launch(
-        executable_path=str(chromium), headless=True, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        executable_path=str(chromium),
+        headless=True,
+        args=["--headless", "--no-sandbox", "--disable-gpu", *args],
     )
 
 
@@ -294,3 +303,61 @@ def test_segment_snippet_pointed_at_quanyu_works(
         ("page", None), ("track", "Flushed By Hand"), ("track", "Segment Snippet Loaded")
     ]  # fmt: skip
     assert all(i["context"]["library"]["name"] == "quanyu.js" for i in items)
+
+
+def test_sub_sites_share_the_cookie_outside_secure_contexts_and_reset_forgets(
+    chromium: Path, api: str, site: Site, tenant: Tenant, platform: Platform
+) -> None:
+    """www. and shop. of one domain (mapped to 127.0.0.1) over plain http: not a secure context,
+    so no crypto.randomUUID; the cookie goes on the shared parent domain."""
+    from playwright.sync_api import sync_playwright
+
+    site.add("direct.html", DIRECT_PAGE % {"api": api, "key": tenant.write_key})
+    port = site.url.rsplit(":", 1)[1]
+    with sync_playwright() as p:
+        browser = launch(p, chromium, "--host-resolver-rules=MAP *.quanyu.test 127.0.0.1")
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"http://www.quanyu.test:{port}/direct.html")
+            assert page.evaluate("[window.isSecureContext, typeof crypto.randomUUID]") == [False, "undefined"]
+            first = page.evaluate("analytics.user().anonymousId()")
+            assert UUID4.match(first)
+            page.evaluate("analytics.flush()")
+            [cookie] = [c for c in context.cookies() if c["name"] == "ajs_anonymous_id"]
+            assert cookie["domain"] == ".quanyu.test" and cookie["value"] == first
+
+            page.goto(f"http://shop.quanyu.test:{port}/direct.html")
+            assert page.evaluate("analytics.user().anonymousId()") == first
+            page.evaluate("analytics.flush()")
+
+            after = page.evaluate("""() => {
+                analytics.identify("u-7");
+                analytics.reset();
+                analytics.track("After Reset");
+                return analytics.flush().then(() => [analytics.user().id(), analytics.user().anonymousId()]);
+            }""")
+            assert after[0] is None and UUID4.match(after[1]) and after[1] != first
+            assert "ajs_user_id" not in {c["name"] for c in context.cookies()}
+        finally:
+            browser.close()
+
+    items = wait_for_events(platform, api, tenant, expected=6)
+    assert all(UUID4.match(i["message_id"]) for i in items)
+    pages = [i for i in items if i["type"] == "page"]
+    assert len(pages) == 2 and {i["anonymous_id"] for i in pages} == {first}
+    for item in pages:
+        assert item["name"] == "Install"
+        assert item["properties"]["category"] == "Docs" and item["properties"]["section"] == "web"
+    assert {i["context"]["page"]["url"].split(":")[1] for i in pages} == {
+        "//www.quanyu.test",
+        "//shop.quanyu.test",
+    }
+    anonymous_identifies = [i for i in items if i["type"] == "identify" and i["user_id"] is None]
+    assert len(anonymous_identifies) == 2 and all(
+        i["traits"] == {"plan": "free"} for i in anonymous_identifies
+    )
+    [known] = [i for i in items if i["type"] == "identify" and i["user_id"] == "u-7"]
+    assert known["anonymous_id"] == first
+    [reset] = [i for i in items if i["event"] == "After Reset"]
+    assert reset["user_id"] is None and reset["anonymous_id"] == after[1]
