@@ -171,7 +171,16 @@ def test_days_and_spend_parse_strictly() -> None:
     for bad in ("-1", "NaN", "Infinity", "1e400", "0.0000001", "十元"):
         with pytest.raises(ValueError):
             costs.parse_spend(bad)
-    assert costs.parse_spend("¥88") == 88_000_000
+    assert costs.parse_spend("¥88") == costs.parse_spend("88元") == 88_000_000
+    assert (
+        costs.parse_day("2026-11-01 00:00:00")
+        == costs.parse_day("2026/11/01T00:00")
+        == costs.parse_day("20261101")
+    )
+    with pytest.raises(ValueError):
+        costs.parse_day("2026-11-01 13:00:00")  # an hourly report
+    crlf = costs.parse_csv(REPORT.replace("\n", "\r\n").encode("gbk"), "baidu")
+    assert [r.line for r in crlf.rows] == [2, 3, 4] and crlf.encoding == "gbk"
     with pytest.raises(QuanyuError):
         costs.parse_csv(b"x" * (costs.MAX_BYTES + 1))
 

@@ -69,6 +69,7 @@ _CURRENCY_ALIASES = {"人民币": "CNY", "rmb": "CNY", "元": "CNY", "¥": "CNY"
 _SUMMARY = frozenset({"合计", "总计", "汇总", "总和", "total", "totals", "sum", "全部"})
 _UNIT = re.compile(r"\([^)]*\)$")
 _DAY = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$|^(\d{4})(\d{2})(\d{2})$")
+_MIDNIGHT = re.compile(r"[ T]00:00(:00)?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -142,7 +143,8 @@ def channel_name(value: str) -> str | None:
 
 
 def parse_day(value: str) -> date:
-    m = _DAY.match(value.strip())
+    # Some exports write the day as a midnight timestamp; any other time means an hourly report.
+    m = _DAY.match(_MIDNIGHT.sub("", value.strip()))
     if m is None:
         raise ValueError("日期格式应为 YYYY-MM-DD 或 YYYY/MM/DD / day must be YYYY-MM-DD or YYYY/MM/DD")
     year, month, day = (int(g) for g in (m.groups()[:3] if m.group(1) else m.groups()[3:]))
@@ -153,8 +155,8 @@ def parse_day(value: str) -> date:
 
 
 def parse_spend(value: str) -> int:
-    """Micros of a non-negative decimal amount (`1,234.56`, `¥88`)."""
-    text = value.strip().replace(",", "").lstrip("¥￥").strip()
+    """Micros of a non-negative decimal amount (`1,234.56`, `¥88`, `88元`)."""
+    text = value.strip().replace(",", "").lstrip("¥￥").removesuffix("元").strip()
     try:
         amount = Decimal(text)
     except InvalidOperation:
