@@ -130,6 +130,13 @@ def test_channel_is_required_somewhere_and_checked(client: TestClient, tenant: T
     assert [(e["line"], e["column"]) for e in body["details"]["errors"]] == [(3, "channel")]
 
 
+def test_oversized_uploads_are_413(client: TestClient, tenant: Tenant) -> None:
+    assert (
+        post(client, tenant, b"x" * (costs.MAX_BYTES + 1), 413, channel="baidu")["code"]
+        == "request_too_large"
+    )
+
+
 def test_dry_run_counts_without_writing(client: TestClient, tenant: Tenant) -> None:
     data = REPORT.encode()
     dry = post(client, tenant, data, channel="ocean_engine", dry_run="true")

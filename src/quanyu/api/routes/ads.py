@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from quanyu.api.bodies import read_limited
 from quanyu.api.deps import Caller, PlatformDep, get_platform
 from quanyu.collect.messages import Envelope
 from quanyu.connectors.ads import audiences, costs
@@ -26,7 +27,7 @@ from quanyu.connectors.ads.links import (
     link_url,
     new_anonymous_id,
 )
-from quanyu.errors import NotFound, PayloadTooLarge, QuanyuError
+from quanyu.errors import NotFound, QuanyuError
 from quanyu.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -152,15 +153,10 @@ async def import_costs(
 ) -> dict[str, Any]:
     """Import a cost report (CSV, UTF-8 or GBK): all rows or none; re-importing is idempotent."""
     platform = get_platform(request)
-    data = bytearray()
-    async for chunk in request.stream():
-        data.extend(chunk)
-        if len(data) > costs.MAX_BYTES:
-            raise PayloadTooLarge(f"文件超过 {costs.MAX_BYTES // 1024 // 1024} MB / the file is over "
-                                  f"{costs.MAX_BYTES // 1024 // 1024} MB", code="cost_file_too_large")  # fmt: skip
+    data = await read_limited(request, costs.MAX_BYTES)
 
     def run() -> dict[str, Any]:
-        parsed = costs.parse_csv(bytes(data), channel)
+        parsed = costs.parse_csv(data, channel)
         return costs.import_costs(platform.engine, caller.workspace_id, parsed, dry_run=dry_run)
 
     return await run_in_threadpool(run)
