@@ -271,3 +271,16 @@ def test_mapping_routes_need_a_token_and_the_workspace(client: TestClient, platf
     resp = client.put(f"/api/v1/sources/{source_id}/mapping", json=MAPPING,
                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert resp.status_code == 404
+
+
+def test_a_bad_mapping_or_form_is_refused_when_the_source_is_created(
+    client: TestClient, tenant: Tenant
+) -> None:
+    body = {"name": "OMS", "type": "webhook", "settings": {"secret": SECRET, "mapping": {"event": "$.a["}}}
+    resp = client.post("/api/v1/sources", json=body, headers=tenant.bearer)
+    assert resp.status_code == 400 and resp.json()["code"] == "invalid_mapping"
+    assert {e["path"] for e in resp.json()["details"]["errors"]} == {"$.event", "$"}
+    form = {"name": "报名", "type": "form", "settings": {"title": "报名", "fields": [{"name": "Bad Name"}]}}
+    resp = client.post("/api/v1/sources", json=form, headers=tenant.bearer)
+    assert resp.status_code == 400 and resp.json()["code"] == "form_not_configured"
+    assert "fields[0]" in resp.json()["details"]["problems"][0]

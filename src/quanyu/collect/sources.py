@@ -15,7 +15,7 @@ from quanyu.collect.source_types import (
     SOURCE_TYPES,
     is_secret_setting,
 )
-from quanyu.errors import InvalidInput, NotFound
+from quanyu.errors import InvalidInput, NotFound, QuanyuError
 from quanyu.org.credentials import digest, hint, new_id, new_secret
 from quanyu.org.vault import Vault
 from quanyu.store.engine import reading
@@ -86,6 +86,7 @@ class Sources:
         if domain not in DOMAINS or presence not in PRESENCES:
             raise InvalidInput("domain must be public|private and presence online|offline")
         plain, secret = _split_settings(settings or {})
+        _check_connector_settings(type_, plain)
         write_key = new_secret("wk")
         row = {
             "id": new_id("src"),
@@ -164,3 +165,19 @@ def _info(row: dict[str, Any], secret_names: list[str]) -> SourceInfo:
         secret_settings=secret_names,
         created_at=row["created_at"],
     )
+
+
+def _check_connector_settings(type_: str, plain: dict[str, Any]) -> None:
+    """Refuse a webhook mapping or a form that could never work when the source is created, with
+    the same located errors as the routes that edit them (imported here: connectors import collect)."""
+    if "mapping" in plain:
+        from quanyu.connectors.webhook_in import parse_mapping
+
+        parse_mapping(plain["mapping"])
+    if type_ == "form" and plain.get("title") is not None:
+        from quanyu.connectors.forms import parse_config
+
+        try:
+            parse_config("", plain)
+        except QuanyuError as err:  # a 409 when a saved form is opened; here it is bad input
+            raise InvalidInput(err.message, code=err.code, details=err.details) from None
