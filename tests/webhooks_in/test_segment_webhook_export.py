@@ -154,3 +154,31 @@ def test_through_the_api_private_addresses_are_refused(
         assert resp.status_code == 400 and resp.json()["code"] == "private_address", target
     missing = client.post("/api/v1/segments/seg_nope/export/webhook", json=body, headers=tenant.bearer)
     assert missing.status_code == 404
+
+
+def test_cli_export_webhook_locally(tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.test_segments_cli import BUYERS, shop_dir
+    from quanyu.cli.main import app
+
+    runner = CliRunner()
+    d = shop_dir(tmp_path)
+    definition = tmp_path / "buyers.json"
+    definition.write_text(json.dumps(BUYERS))
+    made = json.loads(runner.invoke(app, ["segments", "create", str(definition), "--name", "买家", "--data-dir", d,
+                                          "--json"]).stdout)  # fmt: skip
+    runner.invoke(app, ["segments", "refresh", made["id"], "--data-dir", d])
+    with receiver() as srv:
+        args = ["segments", "export-webhook", made["id"], "--url", url(srv), "--batch-size", "2",
+                "--allow", "127.0.0.0/8", "--data-dir", d]  # fmt: skip
+        done = runner.invoke(app, [*args, "--json"], env={"QUANYU_EXPORT_SECRET": SECRET})
+        assert done.exit_code == 0, done.output
+        report = json.loads(done.stdout)
+        assert (report["members_sent"], report["batches_sent"]) == (3, 2) and all(
+            r["valid"] for r in srv.received
+        )
+        refused = runner.invoke(app, [*args[:-4], "--secret", SECRET, "--data-dir", d])
+    assert refused.exit_code == 1 and "private" in refused.output

@@ -43,6 +43,7 @@ class Backend(Protocol):
     def segment_refresh(self, segment_id: str | None) -> dict[str, Any]: ...
     def segment_members(self, segment_id: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
     def segment_export(self, segment_id: str, format_: str) -> bytes: ...
+    def segment_export_webhook(self, segment_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def journey_create(self, definition: dict[str, Any], publish: bool) -> dict[str, Any]: ...
     def journey_list(self) -> list[dict[str, Any]]: ...
     def journey(self, journey_id: str) -> dict[str, Any]: ...
@@ -180,6 +181,9 @@ class ApiBackend:
     def segment_export(self, segment_id: str, format_: str) -> bytes:
         path = f"/api/v1/segments/{quote(segment_id, safe='')}/members"
         return self._send("GET", path, params={"format": format_}).content
+
+    def segment_export_webhook(self, segment_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/segments/{quote(segment_id, safe='')}/export/webhook", json=body)
 
     def journey_create(self, definition: dict[str, Any], publish: bool) -> dict[str, Any]:
         return self._call("POST", "/api/v1/journeys", json=definition, params={"publish": publish})
@@ -372,6 +376,13 @@ class LocalBackend:
 
         self.platform.segments.current(self.workspace_id, segment_id)
         return export(self.platform.warehouse, self.workspace_id, segment_id, format_)
+
+    def segment_export_webhook(self, segment_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        from quanyu.segments.webhook_export import export_to_webhook
+
+        self.platform.segments.current(self.workspace_id, segment_id)
+        return export_to_webhook(self.platform.warehouse, self.workspace_id, segment_id, body["url"], body["secret"],
+                                 batch_size=body["batch_size"], allow=body["allow"])  # fmt: skip
 
     # Journeys and messaging: what the routes of api/routes/journeys.py and messaging.py do,
     # with "cli" as the actor (the routes write "token:<id>").

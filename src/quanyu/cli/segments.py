@@ -1,4 +1,4 @@
-"""`quanyu segments preview|create|list|show|refresh|members`."""
+"""`quanyu segments preview|create|list|show|refresh|members|export-webhook`."""
 
 from __future__ import annotations
 
@@ -209,6 +209,34 @@ def members_command(
     _people(f"成员 / members of {segment_id} ({body['total']:,})", body["items"])
     if body["next_cursor"]:
         console.print(f"下一页 / next page: --cursor {body['next_cursor']}")
+
+
+@segments_app.command("export-webhook")
+def export_webhook_command(
+    segment_id: SegmentId,
+    url: Annotated[str, typer.Option("--url", help="接收地址 / the receiver's http(s) URL")],
+    secret: Annotated[str, typer.Option("--secret", envvar="QUANYU_EXPORT_SECRET",
+                                        help="签名密钥 / HMAC key (or QUANYU_EXPORT_SECRET)")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000, help="每批人数 / members per batch")] = 500,
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="允许的内网网段 / a private CIDR to allow")] = None,
+    data_dir: DataDir = None, api_url: ApiUrl = None, token: Token = None, workspace: Workspace = None,
+    as_json: Json = False,
+) -> None:  # fmt: skip
+    """推送成员到 Webhook / POST every member to a URL in signed JSON batches (retried on 429/5xx)."""
+    body = {"url": url, "secret": secret, "format": "json", "batch_size": batch_size, "allow": allow or []}
+    report = _run(lambda b: b.segment_export_webhook(segment_id, body), data_dir, api_url, token, workspace,
+                  as_json)  # fmt: skip
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(f"{'已发送' if report['status'] == 'sent' else '未完成'} / {report['status']}: "
+                      f"{report['batches_sent']}/{report['batches']} batches, "
+                      f"{report['members_sent']:,}/{report['members']:,} members")  # fmt: skip
+        if report.get("error"):
+            console.print(f"[red]第 {report['failed_batch']} 批失败 / batch {report['failed_batch']} failed: "
+                          f"{report['error']}[/red]")  # fmt: skip
+    if report["status"] != "sent":
+        raise typer.Exit(1)
 
 
 def _breakdown(title: str, counts: list[dict[str, Any]]) -> Table:
