@@ -23,7 +23,7 @@ import html
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,10 @@ _TYPES = ("text", "tel", "email", "textarea", "select")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _RESERVED = frozenset({HONEYPOT, TOKEN_FIELD, CONSENT_FIELD, *UTM_KEYS})
 _CONSENT_ADDRESS = {"sms": "phone", "email": "email"}
+_NORMALISERS: dict[str, tuple[Callable[[str], str | None], str]] = {
+    "tel": (normalise_phone, "手机号格式不正确 / not a valid mobile number"),
+    "email": (normalise_email, "邮箱格式不正确 / not a valid email address"),
+}
 _NAMESPACE = uuid.UUID("5d0b7c1e-3f7a-4c43-9a52-666f726d7321")
 
 
@@ -214,18 +218,15 @@ def read_submission(config: FormConfig, form: Mapping[str, str], query: Mapping[
             if f.required:
                 errors[f.name] = f"请填写{f.label.split(' ')[0]} / {f.label} is required"
             continue
-        if f.name == "phone" or f.type == "tel":
-            phone = normalise_phone(text)
-            if phone is None:
-                errors[f.name] = "手机号格式不正确 / not a valid mobile number"
+        # `phone` and `email` are stored normalised whatever input type the form gave them.
+        kind = {"phone": "tel", "email": "email"}.get(f.name, f.type)
+        if kind in _NORMALISERS:
+            normalise, problem = _NORMALISERS[kind]
+            clean = normalise(text)
+            if clean is None:
+                errors[f.name] = problem
             else:
-                values[f.name] = phone
-        elif f.name == "email" or f.type == "email":
-            email = normalise_email(text)
-            if email is None:
-                errors[f.name] = "邮箱格式不正确 / not a valid email address"
-            else:
-                values[f.name] = email
+                values[f.name] = clean
         elif f.type == "select" and text not in f.options:
             errors[f.name] = "请从选项中选择 / choose one of the options"
     consent = str(form.get(CONSENT_FIELD, "")).lower() in ("yes", "on", "true", "1")
