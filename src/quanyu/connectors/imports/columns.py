@@ -88,6 +88,9 @@ class CellReader:
             "flag": _flag,
         }
 
+    def cell_reader(self, kind: str) -> Callable[[str, str], object]:
+        return self._readers[kind]
+
     def read(self, cells: dict[str, str]) -> dict[str, object]:
         """Typed values of the row's non-empty cells; CellError on the first unreadable one."""
         out: dict[str, object] = {}
@@ -102,7 +105,8 @@ class CellReader:
             out[column.field] = self._readers[column.kind](value, header)
         return out
 
-    def _time(self, value: str, column: str) -> datetime:
+    def _time(self, value: str, column: str) -> str:
+        """The cell's local time as UTC ISO-8601 (`2026-11-10T16:01:40+00:00`)."""
         match = _TIME.match(value)
         if match is None:
             raise CellError(column, f"{column} 不是时间 / {column} is not a date-time: {value!r}")
@@ -111,7 +115,7 @@ class CellReader:
             local = datetime(y, mo, d, h, mi, s, tzinfo=self.zone)
         except ValueError:
             raise CellError(column, f"{column} 日期无效 / {column} is not a valid date: {value!r}") from None
-        return local.astimezone(UTC)
+        return local.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 _TIME = re.compile(

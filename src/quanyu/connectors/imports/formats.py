@@ -83,4 +83,5 @@ def identity(
 
 
 def iso(value: Any) -> str:
-    return str(value.isoformat())
+    """A time as the importers carry it: already UTC ISO-8601 text, or a datetime."""
+    return value if isinstance(value, str) else str(value.isoformat())

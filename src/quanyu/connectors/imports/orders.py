@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from quanyu.connectors.imports.columns import Column, col
@@ -315,9 +315,8 @@ def _order(platform: Platform, order_id: str, lines: list[Parsed], out: Output) 
     refund = _refund(platform, lines, statuses, props.get("total"))
     if refund is not None:
         amount, refunded_lines = refund
-        at = max(
-            t for t in (_first(lines, "finished_at"), completed_at + timedelta(seconds=1)) if t is not None
-        )
+        after = (datetime.fromisoformat(completed_at) + timedelta(seconds=1)).isoformat()
+        at = max(t for t in (_first(lines, "finished_at"), after) if t is not None)
         refund_props: dict[str, Any] = {**base, "total": amount, "revenue": amount}
         if refunded_lines and len(refunded_lines) < len(lines):
             refund_props["products"] = _products(refunded_lines)
@@ -330,16 +329,17 @@ def _order(platform: Platform, order_id: str, lines: list[Parsed], out: Output) 
 def _refund(
     platform: Platform, lines: list[Parsed], statuses: list[str], total: Any
 ) -> tuple[float, list[Parsed]] | None:
-    refunded_lines = [ln for ln in lines if str(ln.values.get("after_sale", "")) in platform.refunded]
-    amounts = [float(ln.values["refund_amount"]) for ln in lines if ln.values.get("refund_amount")]
+    refunded_lines = [ln for ln in lines if ln.values.get("after_sale") in platform.refunded]
+    amounts = [ln.values["refund_amount"] for ln in lines if ln.values.get("refund_amount")]
     if amounts:
         amount = sum(amounts) if platform.amounts_per_line else amounts[0]
         return (round(amount, 2), refunded_lines) if amount > 0 else None
-    closed_after_payment = all(s in (CLOSED, CANCELLED) for s in statuses)
-    if refunded_lines or closed_after_payment:
-        if refunded_lines and platform.amounts_per_line:
+    if refunded_lines:
+        if platform.amounts_per_line:
             return round(sum(_line_amount(ln) for ln in refunded_lines), 2), refunded_lines
-        return (round(float(total or 0.0), 2), refunded_lines)
+        return round(float(total or 0.0), 2), refunded_lines
+    if all(s in (CLOSED, CANCELLED) for s in statuses):  # closed after payment: money went back
+        return round(float(total or 0.0), 2), []
     return None
 
 
@@ -350,12 +350,23 @@ def _line_amount(line: Parsed) -> float:
     return float(v.get("price", 0.0)) * int(v.get("quantity", 1))
 
 
+_AMOUNTS = ("total", "subtotal", "shipping", "discount")
+
+
 def _money_fields(platform: Platform, lines: list[Parsed]) -> dict[str, float]:
     fields: dict[str, float] = {}
-    for name in ("total", "subtotal", "shipping", "discount"):
-        values = [float(ln.values[name]) for ln in lines if name in ln.values]
-        if values:
-            fields[name] = round(sum(values) if platform.amounts_per_line else values[0], 2)
+    if len(lines) == 1 or not platform.amounts_per_line:
+        # One amount per order (repeated on each item row of per-order exports): the first.
+        for line in lines:
+            v = line.values
+            for name in _AMOUNTS:
+                if name not in fields and name in v:
+                    fields[name] = v[name]
+    else:
+        for name in _AMOUNTS:
+            values = [ln.values[name] for ln in lines if name in ln.values]
+            if values:
+                fields[name] = round(sum(values), 2)
     if "total" not in fields:
         fields["total"] = round(sum(_line_amount(ln) for ln in lines), 2)
     # Segment's revenue excludes shipping (and tax); total is what the buyer paid.
