@@ -77,6 +77,7 @@ TMALL = Platform(
         col("address", "收货地址", "收货地址 "),
         col("shop", "店铺名称"),
         col("refund_amount", "退款金额", kind="money"),
+        col("refunded_at", "退款时间", "退款完成时间", kind="time"),
         col("after_sale", "退款状态", "售后状态"),
         col("close_reason", "订单关闭原因"),
     ),
@@ -122,6 +123,7 @@ JD = Platform(
         col("address", "客户地址", "收货地址"),
         col("shop", "店铺名称"),
         col("refund_amount", "退款金额", kind="money"),
+        col("refunded_at", "退款时间", "退款完成时间", "售后完成时间", kind="time"),
         col("after_sale", "售后状态", "退款状态"),
     ),
 )
@@ -167,6 +169,7 @@ YOUZAN = Platform(
         col("city", "收货人城市", "市"),
         col("shop", "店铺名称", "归属店铺"),
         col("refund_amount", "已退款金额", "退款金额", kind="money"),
+        col("refunded_at", "退款时间", "退款成功时间", kind="time"),
         col("after_sale", "退款状态", "售后状态"),
     ),
 )
@@ -210,6 +213,7 @@ DOUYIN = Platform(
         col("city", "市"),
         col("after_sale", "售后状态"),
         col("refund_amount", "退款金额", kind="money"),
+        col("refunded_at", "售后完成时间", "退款时间", kind="time"),
         col("live_id", "直播间ID", kind="id"),
         col("author_id", "达人ID", kind="id"),
         col("traffic_source", "流量来源", "流量渠道"),
@@ -253,6 +257,7 @@ XIAOHONGSHU = Platform(
         col("city", "市"),
         col("after_sale", "售后状态"),
         col("refund_amount", "退款金额", kind="money"),
+        col("refunded_at", "退款时间", "售后完成时间", kind="time"),
     ),
 )
 
@@ -316,7 +321,9 @@ def _order(platform: Platform, order_id: str, lines: list[Parsed], out: Output) 
     if refund is not None:
         amount, refunded_lines = refund
         after = (datetime.fromisoformat(completed_at) + timedelta(seconds=1)).isoformat()
-        at = max(t for t in (_first(lines, "finished_at"), after) if t is not None)
+        at = _first(lines, "refunded_at") or max(
+            t for t in (_first(lines, "finished_at"), after) if t is not None
+        )
         refund_props: dict[str, Any] = {**base, "total": amount, "revenue": amount}
         if refunded_lines and len(refunded_lines) < len(lines):
             refund_props["products"] = _products(refunded_lines)
