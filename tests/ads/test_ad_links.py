@@ -140,6 +140,13 @@ def test_bad_target_urls_are_400(client: TestClient, platform: Platform, tenant:
     assert body["code"] == "invalid_target_url" and "message" in body
 
 
+def test_link_campaigns_are_written_as_cost_imports_write_them(
+    client: TestClient, platform: Platform, tenant: Tenant
+) -> None:
+    link = make_link(client, tenant, ads_source(platform, tenant), campaign="２０２６_ｄｏｕｂｌｅ11 ")
+    assert (link["campaign"], link["utm_campaign"]) == ("2026_double11", "2026_double11")
+
+
 def test_links_need_an_ads_source_and_a_known_channel(client: TestClient, tenant: Tenant) -> None:
     body = {"name": "x", "source_id": tenant.source_id, "target_url": "https://a.example", "campaign": "c"}
     assert call(client, tenant, "POST", "/api/v1/ad-links", 400, json={**body, "channel": "baidu"})["code"] == (

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -128,7 +129,11 @@ class AdLinks:
         if channel not in CHANNELS:
             raise InvalidInput(f"未知渠道 / unknown channel {channel!r} (known: {', '.join(CHANNELS)})",
                                code="invalid_channel")  # fmt: skip
-        name_text, campaign_text = _clean(name, "name"), _clean(campaign, "campaign")
+        # NFKC as cost imports do, so a full-width "２０２６_双11" meets its costs.
+        name_text, campaign_text = (
+            _clean(name, "name"),
+            _clean(unicodedata.normalize("NFKC", campaign), "campaign"),
+        )
         if not name_text or not campaign_text:
             raise InvalidInput("名称与计划不能为空 / name and campaign are required", code="invalid_ad_link")
         source = self.sources.get(workspace_id, source_id)
