@@ -25,11 +25,11 @@ import pyarrow as pa
 from quanyu.collect.limits import MAX_EVENT_BYTES, MAX_ID_LENGTH
 from quanyu.collect.queue import QueuedBatch
 from quanyu.collect.sources import SourceInfo
+from quanyu.connectors.imports import parallel
 from quanyu.connectors.imports.columnar import read_table, table_of
 from quanyu.connectors.imports.columns import CellError, CellReader, Column, layout
 from quanyu.connectors.imports.files import AUTO, FileProblem, Row, csv_rows, decode, json_rows, width_problem
 from quanyu.connectors.imports.formats import Context, Format, Output, Parsed
-from quanyu.connectors.imports.parallel import partitions, run_parts, workers_for
 from quanyu.connectors.imports.report import BadRows, ImportReport, Problem
 from quanyu.errors import InvalidInput
 
@@ -122,13 +122,13 @@ def _process(
     header, rows = _rows(text)
     reader = CellReader(layout(header, columns, fmt.label), zone)
     table = None if text.lstrip()[:1] in ("[", "{") else table_of(text, header)
-    workers = workers_for(table.num_rows) if table is not None else 1
+    workers = parallel.workers_for(table.num_rows) if table is not None else 1
     if table is not None and workers > 1:
         report.rows = table.num_rows
-        chunks = partitions(table, header, columns, fmt.kind, workers)
+        chunks = parallel.partitions(table, header, columns, fmt.kind, workers)
         merged: list[tuple[str, bytes]] = []
         seen: set[str] = set()
-        for part in run_parts(table, header, columns, fmt.label, zone, fmt, source, options, chunks):
+        for part in parallel.run_parts(table, header, columns, fmt.label, zone, fmt, source, options, chunks):
             for problem in [*part.problems, *part.built_problems]:
                 _bad(report, problem)
             report.skipped.update(part.skipped)

@@ -265,7 +265,9 @@ PLATFORMS: dict[str, Platform] = {p.name: p for p in (TMALL, JD, YOUZAN, DOUYIN,
 
 
 def _status(platform: Platform, line: Parsed) -> str | None:
-    return platform.statuses.get(str(line.values["status"]).replace(" ", ""))
+    text = line.values["status"]
+    found = platform.statuses.get(text)
+    return found if found is not None else platform.statuses.get(str(text).replace(" ", ""))
 
 
 def build_orders(platform: Platform) -> Callable[[list[Parsed], Context], Output]:
