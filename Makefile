@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/profiles.py
 	$(BIN)/python bench/identity_accuracy.py
 	$(BIN)/python bench/journeys.py
+	$(BIN)/python bench/imports.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
