@@ -102,7 +102,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
 def test_the_demo_runs_three_live_journeys_to_the_end(demo: tuple[dict[str, Any], Path]) -> None:
     summary, _ = demo
     block = summary["journeys"]
-    assert summary["accepted"] == summary["events_generated"] == summary["processed"]
+    # Everything arrived (the connectors add only the official account's unionid lookups).
+    assert summary["accepted"] == summary["processed"]
+    assert summary["accepted"] == summary["events_generated"] + summary["connectors"]["unionid_lookups"]
 
     assert len(block["by_journey"]) == 3
     for name, item in block["by_journey"].items():

@@ -2,7 +2,10 @@
 
 Initialise a workspace, start `quanyu serve` as its own process, create one source per channel
 through the management API, send the brand's year through `/v1/batch` with the source's write
-key, wait for the pipeline and save the seed segments. Then the journeys (demo/journeys.py):
+key, wait for the pipeline and save the seed segments. The marketplace orders, POS receipts,
+official-account events and ad costs go through their connectors instead (demo/feeds.py): the
+platforms' export files through the import routes, WeChat's XML pushes through
+`/connect/wechat/…`, the cost reports through `/api/v1/ad-costs/import`. Then the journeys (demo/journeys.py):
 the server stops and this process opens the same data, so that it can move the journeys' clock;
 it publishes three journeys through the same API (in process) and replays the year's last week
 day by day, then lets the journeys finish. Summarise, and serve again unless told not to.
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,8 +32,11 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from quanyu.cli.output import console, emit_json, table
+from quanyu.connectors import wechat_oa
+from quanyu.demo import feeds as demo_feeds
 from quanyu.demo import journeys
 from quanyu.demo.generator import BRAND_NAME, DemoBrand, generate_brand
+from quanyu.demo.generator.identifiers import OA_APP_ID
 from quanyu.demo.generator.timeline import SHANGHAI, to_shanghai
 from quanyu.demo.segments import SEGMENTS as DEMO_SEGMENTS
 from quanyu.demo.segments import TOUCH_EVENTS
@@ -43,7 +50,47 @@ _STORE_FILES = ("quanyu.db", "quanyu.db-wal", "quanyu.db-shm", "warehouse.duckdb
 # The seed's win-back segment (30 days not reached), which the win-back journey starts from.
 _WINBACK = DEMO_SEGMENTS[0]["name"]
 _SENDERS = 4
+_PUSHERS = 32  # WeChat pushes wait for their commit each: many at a time
 _BATCH = 500
+EXPORTS_DIR = "exports"  # the export files the demo imported, kept for a look
+
+
+@dataclass
+class Sources:
+    """The demo's sources as created: write keys (for /v1/batch) and ids (for the connectors)."""
+
+    keys: dict[str, str]
+    ids: dict[str, str]
+
+
+@dataclass
+class ConnectorStats:
+    """What went through the connectors: files imported, WeChat pushes, ad cost reports."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    pushes: int = 0
+    lookups: int = 0
+    converted: int = 0
+    ad_cost_rows: int = 0
+    import_seconds: float = 0.0
+    push_seconds: float = 0.0
+
+    def public(self, exports_dir: Path) -> dict[str, Any]:
+        imports = [f for f in self.files if f["route"] != "ad-costs"]
+        return {
+            "exports_dir": str(exports_dir),
+            "files": self.files,
+            "imported_rows": sum(f["rows"] for f in imports),
+            "imported_events": sum(f["new"] for f in imports),
+            "wechat_pushes": self.pushes,
+            "unionid_lookups": self.lookups,
+            "ad_cost_rows": self.ad_cost_rows,
+            "generated_events_via_connectors": self.converted,
+            "seconds": {
+                "imports": round(self.import_seconds, 1),
+                "wechat_pushes": round(self.push_seconds, 1),
+            },
+        }
 
 
 @dataclass
@@ -90,19 +137,31 @@ def _demo(
     with console.status(f"生成演示品牌 / generating {BRAND_NAME} with {people:,} people…", spinner="dots"):
         brand = generate_brand(people, seed=seed, end=end)
     generated_s = time.perf_counter() - started
-    _write_ground_truth(data_dir / "ground_truth.csv", brand)
     # The year before the replayed week is the brand's past: it arrives before any journey exists.
     boundaries = journeys.live_boundaries(end)
     past, days = journeys.split_brand(brand, boundaries)
     stats = SendStats()
+    connected = ConnectorStats()
+    feeds = demo_feeds.DemoFeeds(brand)
+    stamps = [b.astimezone(SHANGHAI).isoformat() for b in boundaries]
+    past_feed = feeds.feed(past, stamps[0], "year")
+    day_feeds = {id(day): feeds.feed(day, stamps[i + 1], f"day{i + 1}") for i, day in enumerate(days)}
+    batch_ids = {str(m.get("anonymousId")) for f in (past_feed, *day_feeds.values())
+                 for m in f.batch.events.get(demo_feeds.POS, ())}  # fmt: skip
+    _write_ground_truth(data_dir / "ground_truth.csv", feeds.truth(brand.ground_truth, batch_ids))
+    exports = data_dir / EXPORTS_DIR
     server = _start_server(data_dir, settings.port)
     try:
-        api = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {creds['api_token']}"}, timeout=60
-        )
-        keys = _create_sources(api, brand)
+        token = {"Authorization": f"Bearer {creds['api_token']}"}
+        api = httpx.Client(base_url=server.url, headers=token, timeout=600)
+        sources = _create_sources(api, brand)
+        keys = sources.keys
         started = time.perf_counter()
-        _send_all(server.url, past, keys, stats, quiet=quiet)
+        with ThreadPoolExecutor(1) as side:  # the year's WeChat pushes beside the batches and files
+            pushing = side.submit(_push_all, server.url, past_feed, sources, stats, connected)
+            _send_all(server.url, past_feed.batch, keys, stats, quiet=quiet)
+            _import_all(api, past_feed, sources, stats, connected, exports)
+            pushing.result()
         send_s = time.perf_counter() - started
         ingest_rate = round(stats.accepted / send_s) if send_s else None
         _wait_for_pipeline(api, quiet=quiet)
@@ -121,7 +180,8 @@ def _demo(
     ):  # fmt: skip
         made = journeys.setup(local, data_dir, winback, expires)
         seconds = journeys.replay(local, platform, creds["workspace_id"], days, boundaries,
-                                  lambda part: _send_part(local, part, keys, stats), winback)  # fmt: skip
+                                  lambda part: _send_day(local, day_feeds[id(part)], sources, stats, connected,
+                                                         exports), winback)  # fmt: skip
         status: dict[str, Any] = local.get("/api/v1/pipeline/status").json()
         segments = _refresh_segments(local, created)  # as of now, the replayed week included
         channels = local.get("/api/v1/events/stats").json()["channels"]
@@ -138,6 +198,7 @@ def _demo(
         "people": people,
         "sources": len(keys),
         "events_generated": brand.event_count(),
+        "connectors": connected.public(exports),
         "requests": stats.requests,
         "accepted": stats.accepted,
         "quarantined": stats.quarantined,
@@ -161,6 +222,8 @@ def _prepare_dir(data_dir: Path, reset: bool) -> None:
             f"{data_dir} 已有数据，使用 --reset 重新开始 / already holds data: pass --reset to start over"
         )
     for path in existing:
+        path.unlink()
+    for path in (data_dir / EXPORTS_DIR).glob("*.csv"):
         path.unlink()
 
 
@@ -213,21 +276,25 @@ def _start_server(data_dir: Path, port: int) -> _Server:
     raise StorageUnavailable("服务未能在 60 秒内启动 / the server did not start within 60 s")
 
 
-def _write_ground_truth(path: Path, brand: DemoBrand) -> None:
+def _write_ground_truth(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
     # Kept aside for identity-resolution accuracy checks; never sent to the API.
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["person_id", "source_key", "identifier_type", "identifier_value"])
-        writer.writerows(brand.ground_truth)
+        writer.writerows(rows)
 
 
-def _create_sources(api: httpx.Client, brand: DemoBrand) -> dict[str, str]:
-    keys = {}
+def _create_sources(api: httpx.Client, brand: DemoBrand) -> Sources:
+    keys, ids = {}, {}
     for source in brand.sources:
-        resp = api.post("/api/v1/sources", json={"name": source.name, "type": source.type})
+        body: dict[str, Any] = {"name": source.name, "type": source.type}
+        if source.key == demo_feeds.WECHAT_OA:  # 服务器配置: the token and the account's app id
+            body["settings"] = {"token": demo_feeds.OA_TOKEN, "app_id": OA_APP_ID}
+        resp = api.post("/api/v1/sources", json=body)
         resp.raise_for_status()
         keys[source.key] = resp.json()["write_key"]
-    return keys
+        ids[source.key] = resp.json()["id"]
+    return Sources(keys, ids)
 
 
 def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], stats: SendStats, quiet: bool) -> None:
@@ -249,10 +316,102 @@ def _send_all(url: str, brand: DemoBrand, keys: dict[str, str], stats: SendStats
             list(pool.map(send, batches))
 
 
-def _send_part(api: httpx.Client, part: DemoBrand, keys: dict[str, str], stats: SendStats) -> None:
-    """One replayed day's events, in time order, through `/v1/batch`."""
-    for key, messages in part.iter_batches(_BATCH):
-        _post_batch(api, keys[key], messages, stats)
+def _send_day(
+    api: httpx.Client, feed: demo_feeds.Feed, sources: Sources, stats: SendStats, connected: ConnectorStats,
+    exports: Path,
+) -> None:  # fmt: skip
+    """One replayed day: the day's exports and pushes through the connectors, the rest in time
+    order through `/v1/batch`."""
+    for key, messages in feed.batch.iter_batches(_BATCH):
+        _post_batch(api, sources.keys[key], messages, stats)
+    _import_all(api, feed, sources, stats, connected, exports)
+    _push_all(str(api.base_url), feed, sources, stats, connected)
+
+
+def _import_all(
+    api: httpx.Client, feed: demo_feeds.Feed, sources: Sources, stats: SendStats, connected: ConnectorStats,
+    exports: Path,
+) -> None:  # fmt: skip
+    """The window's export files through the import routes, each kept in `exports` for a look."""
+    exports.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for export in feed.exports:
+        (exports / export.name).write_bytes(export.data)
+        connected.files.append(_import(api, export, sources, stats))
+        if export.route == "ad-costs":
+            connected.ad_cost_rows += export.rows
+    connected.import_seconds += time.perf_counter() - started
+    connected.converted += feed.converted
+
+
+def _push_all(
+    url: str, feed: demo_feeds.Feed, sources: Sources, stats: SendStats, connected: ConnectorStats
+) -> None:
+    """The window's official-account events as WeChat's signed XML pushes, many at a time."""
+    started = time.perf_counter()
+    path = f"/connect/wechat/{sources.ids[demo_feeds.WECHAT_OA]}" if feed.pushes else ""
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def push(body: bytes) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=url, timeout=60)
+            clients.append(client)
+        _push(client, path, body)
+
+    with ThreadPoolExecutor(_PUSHERS) as pool:
+        list(pool.map(push, feed.pushes))
+    for client in clients:
+        client.close()
+    connected.push_seconds += time.perf_counter() - started
+    with stats.lock:
+        stats.accepted += len(feed.pushes)
+    connected.pushes += len(feed.pushes)
+    connected.lookups += feed.lookups
+
+
+def _import(
+    api: httpx.Client, export: demo_feeds.Export, sources: Sources, stats: SendStats
+) -> dict[str, Any]:
+    if export.route == "ad-costs":
+        resp = api.post("/api/v1/ad-costs/import", params={"channel": export.param}, content=export.data,
+                        headers={"Content-Type": "text/csv"})  # fmt: skip
+    else:
+        params = {"source_id": sources.ids[export.source_key], "timezone": "Asia/Shanghai"}
+        if export.param:
+            params["platform"] = export.param
+        resp = api.post(f"/api/v1/imports/{export.route}", params=params, content=export.data,
+                        headers={"Content-Type": "text/csv"})  # fmt: skip
+    if resp.status_code != 200:
+        raise InvalidInput(
+            f"导入失败 / import of {export.name} refused: {resp.status_code} {resp.text[:500]}"
+        )
+    report = resp.json()
+    if export.route == "ad-costs":
+        return {"file": export.name, "route": export.route, "channel": export.param, "rows": report["rows"],
+                "inserted": report["inserted"], "updated": report["updated"]}  # fmt: skip
+    with stats.lock:
+        stats.requests += 1
+        stats.accepted += report["new"]
+    return {"file": export.name, "route": export.route, "source": export.source_key, "rows": report["rows"],
+            "new": report["new"], "already_stored": report["already_stored"], "events": report["events"]}  # fmt: skip
+
+
+def _push(client: httpx.Client, path: str, body: bytes) -> None:
+    """One WeChat push, signed as WeChat signs it: sha1 of the sorted token, timestamp, nonce."""
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+    query = {"signature": wechat_oa.signature(demo_feeds.OA_TOKEN, timestamp, nonce),
+             "timestamp": timestamp, "nonce": nonce}  # fmt: skip
+    for attempt in range(30):
+        resp = client.post(path, params=query, content=body, headers={"Content-Type": "text/xml"})
+        if resp.status_code == 200:
+            return
+        if resp.status_code in (429, 503):
+            time.sleep(float(resp.headers.get("Retry-After", 1)) * (1 + attempt / 10))
+            continue
+        raise InvalidInput(f"推送失败 / WeChat push refused: {resp.status_code} {resp.text[:300]}")
+    raise StorageUnavailable("服务持续繁忙 / the server stayed busy")
 
 
 def _post_batch(

@@ -34,7 +34,7 @@ SEGMENTS: list[dict[str, Any]] = [
         "name": "门店扫码关注但从未购买 / followed via a store QR code, never bought",
         "description": "导购跟进 for the store guides",
         "definition": {"conditions": [
-            {"event": "Official Account Followed", "where": [{"property": "scene_type", "op": "eq", "value": "store"}]},
+            {"event": "Official Account Followed", "where": [{"property": "scene", "op": "starts_with", "value": "store_"}]},
             {"not": {"event": "Order Completed"}},
         ]},
     },
