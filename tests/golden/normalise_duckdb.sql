@@ -82,6 +82,7 @@ FROM (
         'pos',
         'server',
         'tmall',
+        'webhook',
         'website',
         'wechat_oa',
         'wecom',
