@@ -36,6 +36,9 @@ def test_masked_phones_are_partial_evidence_never_a_merge_key() -> None:
 
 def test_other_numbers_keep_their_country_code_and_garbage_is_refused() -> None:
     assert TYPES.identify("phone", "+44 20 7946 0958") == Identifier("phone", "+442079460958")
+    # A US number whose digits look like a mainland mobile stays a US number.
+    assert TYPES.identify("phone", "+1 415 555 0100") == Identifier("phone", "+14155550100")
+    assert TYPES.identify("phone", "0014155550100") == Identifier("phone", "+14155550100")
     for raw in ("12345", "phone", "1380000123", "2380000123x"):
         assert TYPES.identify("phone", raw) is None
 

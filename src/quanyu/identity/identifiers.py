@@ -98,7 +98,9 @@ def normalise_phone(value: str) -> str | None:
         return None
     if digits.startswith("86") and _MAINLAND_MOBILE.match(digits[2:]):
         return digits[2:]
-    if _MAINLAND_MOBILE.match(digits):
+    # With a country code other than 86 it is a foreign number even when its digits look like a
+    # mainland mobile (+1 415 555 0100 is not 14155550100).
+    if not international and _MAINLAND_MOBILE.match(digits):
         return digits
     if international and 8 <= len(digits) <= 15:
         return "+" + digits
