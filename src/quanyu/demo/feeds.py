@@ -141,6 +141,7 @@ class DemoFeeds:
                     book[message["properties"]["order_id"]] = _Order(message)
                 elif event == "Order Refunded":
                     book[message["properties"]["order_id"]].refund = message
+        self._clicks = [m for m in brand.events.get(ADS, ()) if m.get("event") == "Ad Clicked"]
         self._looked_up: set[str] = set()
         self._guests: dict[str, str] = {}  # guest id -> the importer's id of its receipt
         self._returns: dict[str, str] = {}  # guest id -> the importer's id of its return receipt
@@ -171,7 +172,15 @@ class DemoFeeds:
             else:
                 kept = list(messages)
                 if key == ADS:
-                    out.exports.extend(ad_costs(messages, label))
+                    # A day's report covers the whole day so far: a later report of the same day
+                    # (the next replayed day starts at 10:00) updates its rows.
+                    days = {str(m["timestamp"])[:10] for m in messages if m.get("event") == "Ad Clicked"}
+                    clicks = [
+                        m
+                        for m in self._clicks
+                        if str(m["timestamp"])[:10] in days and m["timestamp"] < cutoff
+                    ]
+                    out.exports.extend(ad_costs(clicks, label))
             if kept:
                 batch[key] = kept
         return out
@@ -197,7 +206,7 @@ class DemoFeeds:
         platform = MARKETPLACES[key]
         header = _HEADERS[key]
         if key == "tmall_flagship":  # 千牛 writes GBK with CRLF, as Excel on Chinese Windows reads it
-            data = _csv(header, rows, encoding="gbk", newline="\r\n")
+            data = _qianniu(header, rows)
         elif key == "youzan_shop":
             data = _csv(header, rows, encoding="utf-8-sig")
         else:
@@ -282,6 +291,19 @@ def _csv(header: list[str], rows: list[list[str]], *, encoding: str = "utf-8", n
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue().encode(encoding)
+
+
+def _qianniu(header: list[str], rows: list[list[str]]) -> bytes:
+    """千牛's CSV: GBK, CRLF, and the order number written as an Excel formula `="…"` (so that
+    Excel keeps its 19 digits), unquoted, as 千牛 writes it."""
+
+    def cell(value: str) -> str:
+        if value.startswith('="') or not any(c in value for c in ',"\r\n'):
+            return value
+        return '"' + value.replace('"', '""') + '"'
+
+    lines = [",".join(cell(v) for v in row) for row in (header, *rows)]
+    return ("\r\n".join(lines) + "\r\n").encode("gbk")
 
 
 def _finished(completed: Message, cutoff: str) -> str:

@@ -549,6 +549,7 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
             ["segment_id", "分群 / segment", "人数 / members"],
             [[s["segment_id"], s["name"], f"{s['members']:,}"] for s in summary["segments"]],
         )
+    _report_connectors(summary["connectors"])
     table(
         "渠道 / channels",
         ["channel", "公域/私域", "线上/线下", "events", "visitors", "orders", "revenue ¥"],
@@ -556,3 +557,23 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
           f"{c['revenue']:,.2f}"] for c in summary["channels"]],
     )  # fmt: skip
     journeys.report(summary["journeys"])
+
+
+def _report_connectors(block: dict[str, Any]) -> None:
+    """Files imported per source (the year's and the replayed days'), pushes and lookups."""
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for item in block["files"]:
+        counts = grouped.setdefault(
+            (item["route"], item.get("source") or item.get("channel") or ""), [0, 0, 0]
+        )
+        counts[0] += 1
+        counts[1] += item["rows"]
+        counts[2] += item["new"] if "new" in item else item["inserted"] + item["updated"]
+    rows = [[route, name, n, f"{lines:,}", f"{new:,}"] for (route, name), (n, lines, new) in grouped.items()]
+    rows.append(["connect/wechat", "wechat_oa", "-", f"{block['wechat_pushes']:,} pushes",
+                 f"{block['wechat_pushes']:,} (+{block['unionid_lookups']:,} unionid)"])  # fmt: skip
+    table(
+        f"连接器 / connectors (文件 / files: {block['exports_dir']})",
+        ["接口 / route", "来源 / source", "文件 / files", "行 / rows", "新增 / new"],
+        rows,
+    )
