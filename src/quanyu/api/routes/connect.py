@@ -4,6 +4,7 @@ push is checked with the platform's own signature against the source's stored se
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,15 +31,47 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _wechat_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
-    source = platform.sources.by_id(source_id)
-    if source is None or source.type != "wechat_oa":
-        raise NotFound(f"公众号来源不存在 / wechat_oa source {source_id} not found", code="source_not_found")
-    secrets = platform.sources.secret_settings(source.workspace_id, source.id)
-    config = {**{k: str(v) for k, v in source.settings.items()}, **secrets}
-    if not config.get("token"):
-        raise Forbidden("来源未配置 token / the source has no token configured", code="wechat_not_configured")
+# A push names its source in the URL; WeChat pushes arrive by the thousand, so the source and its
+# decrypted secrets are kept for a few seconds instead of being read (and decrypted) per push.
+# A changed secret or a disabled source takes effect within that time.
+_CONFIG_SECONDS = 5.0
+_configs: dict[tuple[int, str], tuple[float, SourceInfo, dict[str, str]]] = {}
+
+
+def _connector_source(
+    platform: Platform, source_id: str, type_: str, required: tuple[str, ...], label: str
+) -> tuple[SourceInfo, dict[str, str]]:
+    key, now = (id(platform), source_id), time.monotonic()
+    hit = _configs.get(key)
+    if hit is not None and hit[0] > now and hit[1].type == type_:
+        source, config = hit[1], hit[2]
+    else:
+        found = platform.sources.by_id(source_id)
+        if found is None or found.type != type_:
+            raise NotFound(
+                f"{label}来源不存在 / {type_} source {source_id} not found", code="source_not_found"
+            )
+        source = found
+        secrets = platform.sources.secret_settings(source.workspace_id, source.id)
+        config = {**{k: str(v) for k, v in source.settings.items()}, **secrets}
+        _configs[key] = (now + _CONFIG_SECONDS, source, config)
+    missing = [name for name in required if not config.get(name)]
+    if missing:
+        raise Forbidden(f"来源未配置 {' / '.join(missing)} / the source is not configured ({', '.join(missing)})",
+                        code=f"{type_.split('_')[0]}_not_configured")  # fmt: skip
     return source, config
+
+
+def _wechat_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
+    return _connector_source(platform, source_id, "wechat_oa", ("token",), "公众号")
+
+
+def _wecom_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
+    return _connector_source(platform, source_id, "wecom", ("token", "aes_key", "corp_id"), "企业微信")
+
+
+def _youzan_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
+    return _connector_source(platform, source_id, "youzan", ("client_id", "client_secret"), "有赞")
 
 
 def _forbidden(code: str = "invalid_signature") -> Forbidden:
@@ -105,18 +138,6 @@ _WECOM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "Bad signature, ciphertext or corp id"},
     404: {"description": "No wecom source with this id"},
 }
-
-
-def _wecom_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
-    source = platform.sources.by_id(source_id)
-    if source is None or source.type != "wecom":
-        raise NotFound(f"企业微信来源不存在 / wecom source {source_id} not found", code="source_not_found")
-    secrets = platform.sources.secret_settings(source.workspace_id, source.id)
-    config = {**{k: str(v) for k, v in source.settings.items()}, **secrets}
-    if not (config.get("token") and config.get("aes_key") and config.get("corp_id")):
-        raise Forbidden("来源未配置 token / aes_key / corp_id / the source is not configured",
-                        code="wecom_not_configured")  # fmt: skip
-    return source, config
 
 
 def _wecom_error(err: wechat_oa.WeChatError) -> Exception:
@@ -194,18 +215,6 @@ _YOUZAN_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No youzan source with this id"},
     413: {"description": "Body too large"},
 }
-
-
-def _youzan_source(platform: Platform, source_id: str) -> tuple[SourceInfo, dict[str, str]]:
-    source = platform.sources.by_id(source_id)
-    if source is None or source.type != "youzan":
-        raise NotFound(f"有赞来源不存在 / youzan source {source_id} not found", code="source_not_found")
-    secrets = platform.sources.secret_settings(source.workspace_id, source.id)
-    config = {**{k: str(v) for k, v in source.settings.items()}, **secrets}
-    if not (config.get("client_id") and config.get("client_secret")):
-        raise Forbidden("来源未配置 client_id / client_secret / the source is not configured",
-                        code="youzan_not_configured")  # fmt: skip
-    return source, config
 
 
 @router.post("/connect/youzan/{source_id}", operation_id="youzan_push", responses=_YOUZAN_RESPONSES)
