@@ -18,18 +18,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from quanyu.cli.backend import ApiBackend, LocalBackend, with_backend
 from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace
-from quanyu.cli.output import console, emit_json, err_console, pairs, table
+from quanyu.cli.output import console, emit_json, pairs, row_progress, table
 from quanyu.connectors.ads import audiences, costs
 from quanyu.connectors.ads.links import AdLinks, clicks, link_url
 from quanyu.errors import InvalidInput, QuanyuError
@@ -222,8 +214,7 @@ def costs_import(
     lines = max(data.count(b"\n"), 1)
 
     def go(backend: Any) -> dict[str, Any]:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err_console, transient=True, disable=as_json) as bar:  # fmt: skip
+        with row_progress(as_json) as bar:
             task = bar.add_task("检查 / checking rows", total=lines)
             report = dict(
                 backend.import_costs(data, channel, dry_run, lambda n: bar.update(task, completed=n))

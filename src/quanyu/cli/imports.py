@@ -17,18 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from quanyu.cli.backend import with_backend
 from quanyu.cli.options import ApiUrl, DataDir, Json, Token, Workspace
-from quanyu.cli.output import console, emit_json, err_console, table
+from quanyu.cli.output import console, emit_json, row_progress, table
 from quanyu.errors import InvalidInput, QuanyuError
 
 import_app = typer.Typer(help="导入文件 / import export files (orders, POS, sign-ups, live, customers)",
@@ -57,8 +49,7 @@ def _run(kind: str, path: Path, params: dict[str, Any], as_json: bool, data_dir:
     estimate = max(data.count(b"\n"), 1)
 
     def go(backend: Any) -> dict[str, Any]:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err_console, transient=True, disable=as_json) as bar:  # fmt: skip
+        with row_progress(as_json) as bar:
             task = bar.add_task(_STAGES["read"], total=estimate)
 
             def progress(stage: str, done: int, total: int) -> None:

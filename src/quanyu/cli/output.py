@@ -9,6 +9,14 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 # Piped into a file or a CI log there is no terminal width to respect: print tables whole
@@ -40,3 +48,9 @@ def fail(message: str, code: str = "error", as_json: bool = False) -> None:
         sys.stderr.write(orjson.dumps({"code": code, "message": message}).decode() + "\n")
     else:
         err_console.print(f"[bold red]错误 / error[/]: {escape(message)}", soft_wrap=True)
+
+
+def row_progress(disabled: bool) -> Progress:
+    """The progress bar of long file work (imports), on stderr so `--json` output stays clean."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=True, disable=disabled)  # fmt: skip
